@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each step leaves a stamp in .venv so re-running installs nothing twice.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.stamps
+
+.PHONY: demo test test-quick setup bench clean
+
+setup: $(STAMP)/package
+
+$(STAMP)/venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	mkdir -p $(STAMP) && touch $@
+
+# torch first: the pinned version is the CPU wheel on disk; a looser pin
+# would pull a multi-GB CUDA build.
+$(STAMP)/torch: $(STAMP)/venv
+	$(PIP) install --quiet torch==2.13.0
+	touch $@
+
+# Lava declares Python <3.11 and pins old torch/numpy: install it without
+# its dependencies; pyproject.toml lists what it really needs.
+$(STAMP)/lava: $(STAMP)/torch
+	$(PIP) install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	touch $@
+
+$(STAMP)/package: $(STAMP)/lava pyproject.toml
+	$(PIP) install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/spikedeploy demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-quick: setup
+	$(PY) -m pytest -q -m "not lava"
+
+bench: setup
+	$(PY) benchmarks/bench_simulators.py
+
+clean:
+	rm -rf $(VENV) spikedeploy_out

@@ -1,0 +1,1 @@
+"""Windowed generalised CUBA neuron (see process.py)."""

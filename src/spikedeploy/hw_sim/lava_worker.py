@@ -1,0 +1,45 @@
+"""Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
+
+JOB_DIR holds ``graph.nir``, ``job.json`` (precision, dt, input scale,
+records wanted) and ``inputs.npz``; the worker writes ``result.npz`` (or
+``error.txt`` with a one-line message). Lava runs here, never in the parent,
+so the parent can kill a hung run with its whole process group.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main(job_dir: str) -> int:
+    job_dir = Path(job_dir)
+    try:
+        from ..errors import SpikedeployError
+        from ..ir import fixed_point as fxp
+        from ..ir.load import read_nir
+        from ..ir.program import lower
+        from .lava_compiler import run_program
+
+        job = json.loads((job_dir / "job.json").read_text())
+        program = lower(read_nir(job_dir / "graph.nir"), dt=job["dt"])
+        with np.load(job_dir / "inputs.npz") as f:
+            data = {name: f[name] for name in f.files}
+        fixed = (fxp.quantise(program, input_scale=job["input_scale"])
+                 if job["precision"] == "fixed" else None)
+        records, latency = run_program(program, data, job["precision"], fixed, job["record"])
+        np.savez(job_dir / "result.npz", __latency__=np.array(latency), **records)
+        return 0
+    except SpikedeployError as exc:
+        (job_dir / "error.txt").write_text(str(exc))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        (job_dir / "error.txt").write_text(f"Lava run failed: {type(exc).__name__}: {msg}")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

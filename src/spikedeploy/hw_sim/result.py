@@ -1,0 +1,39 @@
+"""What a simulation returns, whichever backend ran it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir.program import Program
+
+
+@dataclass
+class SimResult:
+    """Per-op outputs of one run over a batch, aligned to the input's steps.
+
+    ``records[name]`` has shape (T, N, op.size): what op ``name`` emitted at
+    each input time step (spikes as 0/1, or a graded value) for each sample.
+    In fixed precision graded values are in the op's integer units.
+    """
+
+    program: Program
+    records: dict[str, np.ndarray]
+    backend: str                      # "reference" | "lava" | "snntorch"
+    precision: str                    # "float" | "fixed"
+    latency: int = 0                  # steps Lava's pipeline added (aligned away)
+    info: dict = field(default_factory=dict)
+
+    def output(self, name: str | None = None) -> np.ndarray:
+        """Output node's record reshaped to (T, N, *shape)."""
+        name = name or self.program.outputs[0]
+        rec = self.records[name]
+        return rec.reshape(rec.shape[:2] + tuple(self.program.ops[name].shape))
+
+    @property
+    def num_steps(self) -> int:
+        return next(iter(self.records.values())).shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return next(iter(self.records.values())).shape[1]

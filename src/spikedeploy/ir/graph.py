@@ -1,0 +1,119 @@
+"""A NIR graph made flat and ordered: the structure every backend walks.
+
+Nested NIRGraph nodes are inlined (inner names become ``outer.inner``), their
+Input/Output nodes are removed as pass-through wires, and the nodes are put
+in execution order. Edges that close a cycle are "recurrent": their target
+reads the source's value from the previous time step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nir
+import numpy as np
+
+from ..errors import SpikedeployError
+
+
+@dataclass
+class FlatGraph:
+    nodes: dict[str, object]                   # name -> NIR node (no NIRGraph)
+    edges: list[tuple[str, str]]
+    inputs: list[str]                          # names of top-level Input nodes
+    outputs: list[str]                         # names of top-level Output nodes
+    order: list[str] = field(default_factory=list)
+    recurrent: set = field(default_factory=set)  # edges read from the previous step
+    metadata: dict = field(default_factory=dict)
+
+    def predecessors(self, name: str) -> list[str]:
+        return [a for a, b in self.edges if b == name]
+
+    def successors(self, name: str) -> list[str]:
+        return [b for a, b in self.edges if a == name]
+
+
+def flatten_graph(graph: nir.NIRGraph) -> FlatGraph:
+    nodes: dict[str, object] = {}
+    edges: list[tuple[str, str]] = []
+    _inline(graph, "", nodes, edges)
+    # Remove the pass-through Input/Output nodes of inlined subgraphs.
+    for name in [n for n in nodes if "." in n and isinstance(nodes[n], (nir.Input, nir.Output))]:
+        preds = [a for a, b in edges if b == name]
+        succs = [b for a, b in edges if a == name]
+        edges = [e for e in edges if name not in e]
+        edges += [(a, b) for a in preds for b in succs]
+        del nodes[name]
+    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
+    flat = FlatGraph(nodes, edges, sorted(inputs), sorted(outputs),
+                     metadata=dict(graph.metadata or {}))
+    _order(flat)
+    return flat
+
+
+def _inline(graph: nir.NIRGraph, prefix: str, nodes: dict, edges: list) -> None:
+    def resolve(endpoint: str, as_source: bool) -> str:
+        head, _, tail = endpoint.partition(".")
+        sub = graph.nodes.get(head)
+        if isinstance(sub, nir.NIRGraph):
+            if tail:
+                return f"{prefix}{head}.{tail}"
+            kind = nir.Output if as_source else nir.Input
+            ports = [k for k, v in sub.nodes.items() if isinstance(v, kind)]
+            if len(ports) != 1:
+                raise SpikedeployError(
+                    f"edge to subgraph '{prefix}{head}' is ambiguous: it has "
+                    f"{len(ports)} {kind.__name__} nodes; name one as '{head}.<node>'")
+            return f"{prefix}{head}.{ports[0]}"
+        if endpoint not in graph.nodes:
+            raise SpikedeployError(f"edge names unknown node '{prefix}{endpoint}'")
+        return prefix + endpoint
+
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            _inline(node, f"{prefix}{name}.", nodes, edges)
+        else:
+            nodes[prefix + name] = node
+    for a, b in graph.edges:
+        edges.append((resolve(a, True), resolve(b, False)))
+
+
+def _order(g: FlatGraph) -> None:
+    """Depth-first from the inputs: back edges are recurrent; the rest is a DAG."""
+    if not g.inputs:
+        raise SpikedeployError("graph has no Input node")
+    succ = {n: [] for n in g.nodes}
+    for a, b in g.edges:
+        succ[a].append(b)
+    state: dict[str, int] = {}   # 1 = on the stack, 2 = done
+    postorder: list[str] = []
+    for root in g.inputs:
+        stack = [(root, iter(succ[root]))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                state[node] = 2
+                postorder.append(node)
+            elif state.get(nxt) == 1:
+                g.recurrent.add((node, nxt))
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    unreached = [n for n in g.nodes if n not in state]
+    if unreached:
+        raise SpikedeployError(
+            f"nodes not reachable from any Input (a cycle with no input, or "
+            f"disconnected): {', '.join(sorted(unreached))}")
+    g.order = postorder[::-1]
+
+
+def node_shape(node) -> tuple | None:
+    """Output shape of a NIR node (batch excluded), if the node declares it."""
+    out = getattr(node, "output_type", None) or {}
+    shape = next(iter(out.values()), None) if out else None
+    if shape is None:
+        return None
+    return tuple(int(s) for s in np.atleast_1d(shape))
