@@ -93,11 +93,30 @@ def _run_worker(job: Path, timeout: float) -> None:
                                f"{tail[0] if tail else 'no output'}")
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(pid: int, grace: float = 10.0) -> None:
+    """SIGKILL the worker's process group and wait until its members are gone."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    deadline = time.monotonic() + grace
+    while _group_members(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state, ppid, pgrp
+            members.append(int(entry))
+    return members
 
 
 def _shm_entries() -> set[str]:

@@ -1,0 +1,94 @@
+"""Reference simulator vs Lava on the spine's primitives (Affine/Linear -> LIF)."""
+import numpy as np
+import pytest
+
+from spikedeploy.hw_sim.compare import compare_records
+from spikedeploy.hw_sim.lava_runner import simulate_lava
+from spikedeploy.hw_sim.reference import simulate
+from spikedeploy.ir import fixed_point as fxp
+from spikedeploy.ir.program import lower
+
+from conftest import mlp_graph
+
+pytestmark = pytest.mark.lava
+
+
+@pytest.mark.parametrize("encoding", ["spikes", "graded"])
+def test_mlp_float_and_fixed_identical(rng, encoding):
+    graph = mlp_graph(rng, sizes=(20, 32, 16, 10))
+    program = lower(graph)
+    if encoding == "spikes":
+        x, scale = (rng.random((12, 6, 20)) < 0.3).astype(float), 1.0
+    else:  # integer levels / 16, as direct-encoded digits
+        x, scale = rng.integers(0, 17, (12, 6, 20)) / 16.0, 16.0
+    ref = simulate(program, x)
+    lava = simulate_lava(graph, x, program=program)
+    assert lava.latency == 3
+    comp = compare_records(ref, lava)
+    assert [layer.layer for layer in comp.layers] == ["input", "lif1", "lif2", "lif3", "output"]
+    assert comp.agrees, comp.to_dict()
+    assert ref.records["lif1"].sum() > 0 and ref.records["output"].sum() > 0
+
+    fixed = fxp.quantise(program, input_scale=scale)
+    ref_fx = simulate(program, x, "fixed", fixed)
+    lava_fx = simulate_lava(graph, x, "fixed", input_scale=scale, program=program)
+    comp_fx = compare_records(ref_fx, lava_fx)
+    assert comp_fx.agrees, comp_fx.to_dict()
+    # quantisation changes few spikes relative to float
+    assert np.mean(ref_fx.records["lif1"] == ref.records["lif1"]) > 0.95
+
+
+def test_fixed_saturation_and_rounding_bit_exact(rng):
+    """Large weights and a bias push v into the 24-bit clip; still bit-exact."""
+    graph = mlp_graph(rng, sizes=(30, 12), weight_std=3.0, bias_std=2.0)
+    graph.nodes["lif1"].v_threshold[:] = 50.0     # rarely fires: v grows to the clip
+    graph.nodes["lif1"].tau[:] = 1e6               # almost no leak (dv rounds to 0)
+    program = lower(graph)
+    x = (rng.random((40, 4, 30)) < 0.8).astype(float)
+    fixed = fxp.quantise(program)
+    ref = simulate(program, x, "fixed", fixed)
+    lava = simulate_lava(graph, x, "fixed", program=program)
+    assert compare_records(ref, lava).agrees
+
+
+def test_no_lava_processes_or_shared_memory_left(rng):
+    import os
+    graph = mlp_graph(rng)
+    x = (rng.random((5, 2, 20)) < 0.3).astype(float)
+    before = set(os.listdir("/dev/shm"))
+    simulate_lava(graph, x)
+    assert _lava_worker_processes() == []
+    assert set(os.listdir("/dev/shm")) - before == set()
+
+
+def test_timed_out_run_is_killed_and_cleaned_up(rng):
+    import os
+    from spikedeploy.errors import SpikedeployError
+    graph = mlp_graph(rng)
+    x = (rng.random((2000, 4, 20)) < 0.3).astype(float)
+    before = set(os.listdir("/dev/shm"))
+    with pytest.raises(SpikedeployError, match="time limit"):
+        simulate_lava(graph, x, timeout=3)
+    assert _lava_worker_processes() == []
+    assert set(os.listdir("/dev/shm")) - before == set()
+
+
+def _lava_worker_processes():
+    # Lava forks its process models from the worker: they share its command line.
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"spikedeploy.hw_sim.lava_worker" in cmd and state != "Z":
+            found.append(int(pid))
+    return found
+
+
+import os  # noqa: E402  (used by the helper above)
