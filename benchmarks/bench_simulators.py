@@ -1,0 +1,104 @@
+"""Speed of the reference simulator vs Lava's CPU simulator vs a bare matmul floor.
+
+Usage: python benchmarks/bench_simulators.py [--steps 100] [--batch 256] [--lava-samples 8]
+       [--nir model.nir]
+
+Networks: the digits MLP 64-128-10 (random weights unless --nir is given)
+and, when the compiler supports it, a small digits CNN. Prints, per network,
+the time per sample-step of each backend and the ratios. Timings are never
+asserted in tests; this script is where speed is measured.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import nir
+import numpy as np
+
+from spikedeploy.hw_sim.lava_runner import simulate_lava
+from spikedeploy.hw_sim.reference import simulate
+from spikedeploy.ir import fixed_point as fxp
+from spikedeploy.ir.load import read_nir
+from spikedeploy.ir.program import DenseOp, NeuronOp, lower
+
+DT = 1e-4
+
+
+def mlp(rng, sizes=(64, 128, 10)):
+    nodes = {"input": nir.Input(input_type=np.array([sizes[0]]))}
+    edges, prev = [], "input"
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
+        tau = np.full(b, DT / 0.1)
+        nodes[f"fc{i}"] = nir.Affine(weight=rng.normal(0, 2 / np.sqrt(a), (b, a)), bias=np.zeros(b))
+        nodes[f"lif{i}"] = nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(b), v_threshold=np.ones(b),
+                                   v_reset=np.zeros(b))
+        edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        prev = f"lif{i}"
+    nodes["output"] = nir.Output(output_type=np.array([sizes[-1]]))
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikedeploy.dt": DT})
+
+
+def bare_matmul_floor(program, x):
+    """The same maths as plain numpy with no framework: the speed floor."""
+    dense = [op for op in program.ops.values() if isinstance(op, DenseOp)]
+    weights = [np.ascontiguousarray(op.weight.T) for op in dense]
+    n = x.shape[1]
+    vs = [np.zeros((n, w.shape[1])) for w in weights]
+    started = time.perf_counter()
+    for t in range(x.shape[0]):
+        s = x[t]
+        for i, w in enumerate(weights):
+            vs[i] = vs[i] * 0.9 + s @ w
+            s = vs[i] > 1.0
+            vs[i][s] = 0.0
+            s = s.astype(np.float64)
+    return time.perf_counter() - started
+
+
+def bench(name, graph, steps, batch, lava_samples, rng):
+    program = lower(graph)
+    size = program.ops[program.inputs[0]].size
+    x = (rng.random((steps, batch, size)) < 0.3).astype(np.float64)
+    rows = []
+    t0 = time.perf_counter()
+    simulate(program, x, "float", record="outputs")
+    rows.append(("reference float (batched)", (time.perf_counter() - t0) / (steps * batch)))
+    fixed = fxp.quantise(program)
+    t0 = time.perf_counter()
+    simulate(program, x, "fixed", fixed, record="outputs")
+    rows.append(("reference fixed (batched)", (time.perf_counter() - t0) / (steps * batch)))
+    rows.append(("bare numpy matmul loop (floor)", bare_matmul_floor(program, x) / (steps * batch)))
+    xl = x[:, :lava_samples]
+    for precision in ("float", "fixed"):
+        res = simulate_lava(graph, xl, precision, record="outputs")
+        rows.append((f"Lava {precision} (sample by sample, incl. start-up)",
+                     res.info["seconds"] / (steps * lava_samples)))
+    print(f"\n{name}: {steps} steps, reference batch {batch}, Lava {lava_samples} samples")
+    print(f"{'backend':<48} {'us / sample-step':>16}")
+    for label, sec in rows:
+        print(f"{label:<48} {sec * 1e6:>16.3f}")
+    ref, floor, lava = rows[0][1], rows[2][1], rows[3][1]
+    print(f"Lava float / reference float: {lava / ref:,.0f}x   "
+          f"reference float / matmul floor: {ref / floor:.2f}x")
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lava-samples", type=int, default=8)
+    p.add_argument("--nir", default=None, help="benchmark this NIR graph instead of the MLP")
+    args = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    graphs = {"digits MLP 64-128-10": mlp(rng)} if args.nir is None else {args.nir: read_nir(args.nir)}
+    for name, graph in graphs.items():
+        bench(name, graph, args.steps, args.batch, args.lava_samples, rng)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

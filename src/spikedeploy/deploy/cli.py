@@ -1,0 +1,112 @@
+"""The ``spikedeploy`` command line: one sub-command per pipeline stage.
+
+Bad input (missing, corrupt or non-NIR files, corrupt checkpoints, bad
+options) ends with a one-line ``spikedeploy: error: ...`` on stderr and exit
+code 1; nothing is left half-written. Set SPIKEDEPLOY_DEBUG=1 for a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import SpikedeployError
+
+
+def _add_graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("graph", help="NIR file (.nir)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="time step in seconds, if the graph records none (snnTorch: 1e-4)")
+
+
+def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--samples", type=int, default=None,
+                   help=f"number of digits test samples (default {default_samples})")
+    g.add_argument("--input", default=None,
+                   help="inputs as .npy, time-major (T, N, *input_shape)")
+    p.add_argument("--labels", default=None, help="labels for --input as .npy (N,)")
+    p.add_argument("--steps", type=int, default=None, help="time steps T (default: the graph's)")
+    p.add_argument("--seed", type=int, default=None, help="encoding seed (default: the graph's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikedeploy",
+        description="Train spiking networks, export them to NIR, run them on Lava, "
+                    "verify equivalence and report energy.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train an snnTorch model on the 8x8 digits")
+    p.add_argument("-o", "--out", default="spikedeploy_out/checkpoint",
+                   help="checkpoint directory to write")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--steps", type=int, default=25, help="time steps T")
+    p.add_argument("--encoding", choices=["rate", "direct"], default="rate")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("export", help="export a checkpoint to a NIR graph")
+    p.add_argument("checkpoint", help="checkpoint directory written by 'train'")
+    p.add_argument("-o", "--out", required=True, help="NIR file to write")
+
+    p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
+    _add_graph_args(p)
+    _add_data_args(p)
+    p.add_argument("--backend", choices=["lava", "reference"], default="lava")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--save", default=None, help="write output and per-layer spikes to .npz")
+
+    p = sub.add_parser("energy", help="per-layer operations and energy report")
+    _add_graph_args(p)
+    _add_data_args(p)
+    p.add_argument("--backend", choices=["reference", "lava"], default="reference",
+                   help="simulator whose spikes are counted")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--out", default=None, help="directory for report.json and report.csv")
+
+    p = sub.add_parser("verify", help="compare snnTorch, the reference simulator and Lava")
+    _add_graph_args(p)
+    _add_data_args(p, default_samples=20)
+    p.add_argument("--checkpoint", default=None, help="also run the snnTorch model")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--max-disagreement", type=float, default=0.0,
+                   help="fixed precision: largest tolerated fraction of differing spikes "
+                        "vs the float reference (default 0)")
+    p.add_argument("--no-lava", action="store_true", help="skip the Lava backend")
+    p.add_argument("--json", default=None, help="also write the result as JSON ('-' for stdout)")
+
+    p = sub.add_parser("check", help="report which backends can run each node of a graph")
+    _add_graph_args(p)
+    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("demo", help="train -> export -> Lava float/fixed -> energy on digits")
+    p.add_argument("--out", default="spikedeploy_out", help="output folder")
+    p.add_argument("--samples", type=int, default=None,
+                   help="test samples run on Lava (default: the whole test split)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import commands
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except SpikedeployError as exc:
+        print(f"spikedeploy: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("spikedeploy: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug, but still one line unless debugging
+        if os.environ.get("SPIKEDEPLOY_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"spikedeploy: internal error: {type(exc).__name__}: {text} "
+              "(set SPIKEDEPLOY_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

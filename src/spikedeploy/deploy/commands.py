@@ -1,0 +1,175 @@
+"""What each ``spikedeploy`` sub-command does (the parser is in cli.py)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SpikedeployError
+from ..fileio import write_text
+from ..hw_sim.compare import accuracy, compare_records
+from ..ir.load import META_READOUT, read_nir
+from ..ir.program import lower
+from .inputs import resolve_inputs
+from .runs import layer_names, run_backend, save_records, spike_counts
+
+
+def _say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+def _load(args):
+    graph = read_nir(args.graph)
+    return graph, lower(graph, dt=args.dt)
+
+
+def _batch(args, program, default_samples=100):
+    return resolve_inputs(program, args.samples, args.input, args.labels, args.steps,
+                          args.seed, default_samples)
+
+
+def _readout(program) -> str:
+    return str(program.meta(META_READOUT, "spike_count"))
+
+
+def cmd_train(args) -> int:
+    from ..models.train import train_and_save
+    started = time.perf_counter()
+    result = train_and_save(args.out, hidden=args.hidden, num_steps=args.steps,
+                            encoding=args.encoding, epochs=args.epochs, seed=args.seed,
+                            progress=_say)
+    _say(f"checkpoint: {args.out}  test accuracy {result['test_accuracy']:.3f}  "
+         f"({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ..export.to_nir import export_checkpoint, write_nir
+    graph = export_checkpoint(args.checkpoint)
+    write_nir(graph, args.out)
+    program = lower(read_nir(args.out))   # proves the written file reads back and lowers
+    _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    graph, program = _load(args)
+    batch = _batch(args, program)
+    _say(f"simulating on {args.backend} ({args.precision}): {batch.source}")
+    result = run_backend(graph, program, batch, args.backend, args.precision)
+    if result.latency:
+        _say(f"Lava pipeline latency: {result.latency} steps (outputs aligned)")
+    for name, count in spike_counts(result).items():
+        _say(f"  {name:>16}: {count} spikes")
+    if batch.labels is not None:
+        _say(f"accuracy: {accuracy(result.output(), batch.labels, _readout(program)):.4f} "
+             f"on {len(batch.labels)} samples")
+    if args.save:
+        save_records(args.save, result)
+        _say(f"saved spikes to {args.save}")
+    return 0
+
+
+def cmd_energy(args) -> int:
+    from ..energy.report import energy_report
+    graph, program = _load(args)
+    batch = _batch(args, program)
+    result = run_backend(graph, program, batch, args.backend, args.precision)
+    report = energy_report(result)
+    _say(report.to_table())
+    if args.out:
+        out = Path(args.out)
+        report.to_json(out / "report.json")
+        report.to_csv(out / "report.csv")
+        _say(f"wrote {out / 'report.json'} and {out / 'report.csv'}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from ..hw_sim.check import check_graph
+    report = check_graph(args.graph, dt=args.dt, precision=args.precision)
+    _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+    return 0 if report.ok else 1
+
+
+def cmd_verify(args) -> int:
+    graph, program = _load(args)
+    batch = _batch(args, program, default_samples=20)
+    runs = {"reference": run_backend(graph, program, batch, "reference", args.precision)}
+    if not args.no_lava:
+        runs["lava"] = run_backend(graph, program, batch, "lava", args.precision)
+    if args.checkpoint:
+        from ..models.checkpoint import run_checkpoint_records
+        records = run_checkpoint_records(args.checkpoint, batch.x)
+        from ..hw_sim.result import SimResult
+        runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
+                                     backend="snntorch", precision="float")
+    report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)
+    _say(format_verify(report))
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            _say(text)
+        else:
+            write_text(args.json, text + "\n")
+    return 0 if report["passed"] else 1
+
+
+def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: float) -> dict:
+    """Compare every backend with the reference simulator; float runs must agree exactly.
+
+    In fixed precision, Lava must still equal the fixed reference bit for bit,
+    and the fixed reference may differ from the float one (quantisation) by at
+    most ``max_disagreement`` of all recorded spikes.
+    """
+    base = runs["reference"]
+    layers = layer_names(program) + [n for n in program.outputs if n not in layer_names(program)]
+    comparisons = {}
+    passed = True
+    for name, run in runs.items():
+        if name == "reference":
+            continue
+        comp = compare_records(base, run, layers)
+        comparisons[f"reference vs {name}"] = comp
+        exact_required = name == "lava" or precision == "float"
+        if exact_required and not comp.agrees:
+            passed = False
+    quant = None
+    if precision == "fixed":
+        float_run = run_backend(None, program, batch, "reference", "float")
+        quant = compare_records(float_run, base, layers)
+        comparisons["float reference vs fixed reference"] = quant
+        if quant.disagreement > max_disagreement:
+            passed = False
+    acc = {}
+    labels = batch.labels
+    if labels is not None:
+        readout = _readout(program)
+        acc = {name: accuracy(run.output(), labels, readout)
+               for name, run in runs.items() if program.outputs[0] in run.records}
+    return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
+            "passed": passed, "max_disagreement": max_disagreement, "accuracy": acc,
+            "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
+
+
+def format_verify(report: dict) -> str:
+    lines = [f"verify ({report['precision']}, {report['samples']} samples x {report['steps']} steps)"]
+    for title, comp in report["comparisons"].items():
+        lines.append(f"  {title}: {'AGREE' if comp['agrees'] else 'DIFFER'} "
+                     f"(disagreement {comp['disagreement']:.2e})")
+        for layer in comp["layers"]:
+            first = layer["first_divergence"]
+            where = "" if first is None else f"  first divergence: step {first[0]}, sample {first[1]}, neuron {first[2]}"
+            lines.append(f"    {layer['layer']:>16}: {layer['identical']}/{layer['total']} identical{where}")
+    for name, value in report["accuracy"].items():
+        lines.append(f"  accuracy {name:>10}: {value:.4f}")
+    lines.append("PASSED" if report["passed"] else "FAILED")
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(Path(args.out), samples=args.samples, say=_say)

@@ -1,0 +1,86 @@
+"""Input data for a graph: digits test samples encoded as the graph says, or a user's .npy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SpikedeployError
+from ..ir.load import META_ENCODING, META_NUM_STEPS
+from ..ir.program import Program
+
+META_SEED = "spikedeploy.seed"
+
+
+@dataclass
+class InputBatch:
+    x: np.ndarray                 # (T, N, *input_shape)
+    labels: np.ndarray | None
+    input_scale: float            # integer units per unit of x in fixed precision
+    source: str
+
+
+def integer_scale(x: np.ndarray) -> float:
+    """Fixed-point scale of graded inputs: exact for spikes and k/2^b levels, else 8-bit."""
+    if np.all((x == 0) | (x == 1)):
+        return 1.0
+    for bits in range(0, 9):
+        scaled = x * (1 << bits)
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-9):
+            return float(1 << bits)
+    peak = float(np.abs(x).max()) or 1.0
+    return 255.0 / peak
+
+
+def resolve_inputs(program: Program, samples: int | None, input_path: str | None,
+                   labels_path: str | None, steps: int | None, seed: int | None,
+                   default_samples: int) -> InputBatch:
+    if input_path is not None:
+        return _user_inputs(program, input_path, labels_path)
+    from ..models.data import encode, load_digits_split   # digits: the built-in dataset
+    op = program.ops[program.inputs[0]]
+    if op.size != 64:
+        raise SpikedeployError(
+            f"the built-in digits inputs have 64 values, this graph's input has shape {op.shape}: "
+            "pass --input X.npy")
+    n = default_samples if samples is None else samples
+    if n <= 0:
+        raise SpikedeployError("--samples must be positive")
+    encoding = program.meta(META_ENCODING, "rate")
+    num_steps = steps or int(program.meta(META_NUM_STEPS, 25))
+    seed = int(program.meta(META_SEED, 0)) if seed is None else seed
+    split = load_digits_split(seed=int(program.meta(META_SEED, 0)))
+    x_test, y_test = split.x_test[:n], split.y_test[:n]
+    x = encode(x_test, num_steps, encoding, seed=seed + 1)
+    scale = 16.0 if encoding == "direct" else 1.0
+    return InputBatch(x.reshape((num_steps, len(x_test)) + tuple(op.shape)), y_test, scale,
+                      f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise SpikedeployError(f"{path}: no such file")
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise SpikedeployError(f"{path}: not a readable .npy {what} file ({exc})")
+
+
+def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> InputBatch:
+    x = _load_npy(input_path, "input")
+    op = program.ops[program.inputs[0]]
+    if x.ndim < 3 or int(np.prod(x.shape[2:])) != op.size:
+        raise SpikedeployError(
+            f"{input_path}: expected time-major (T, N, *{op.shape}), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+        raise SpikedeployError(f"{input_path}: inputs must be finite numbers")
+    x = x.astype(np.float64)
+    labels = None
+    if labels_path is not None:
+        labels = _load_npy(labels_path, "labels").reshape(-1)
+        if labels.shape[0] != x.shape[1]:
+            raise SpikedeployError(
+                f"{labels_path}: {labels.shape[0]} labels for {x.shape[1]} samples")
+    return InputBatch(x, labels, integer_scale(x), f"{input_path}, {x.shape[1]} samples")
