@@ -1,4 +1,6 @@
 """Reference simulator vs Lava on the spine's primitives (Affine/Linear -> LIF)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -51,8 +53,8 @@ def test_fixed_saturation_and_rounding_bit_exact(rng):
     assert compare_records(ref, lava).agrees
 
 
-def test_no_lava_processes_or_shared_memory_left(rng):
-    import os
+def test_no_lava_processes_or_shared_memory_left(rng, monkeypatch):
+    monkeypatch.setenv("SPIKEDEPLOY_TEST_TAG", TAG)
     graph = mlp_graph(rng)
     x = (rng.random((5, 2, 20)) < 0.3).astype(float)
     before = set(os.listdir("/dev/shm"))
@@ -61,8 +63,8 @@ def test_no_lava_processes_or_shared_memory_left(rng):
     assert set(os.listdir("/dev/shm")) - before == set()
 
 
-def test_timed_out_run_is_killed_and_cleaned_up(rng):
-    import os
+def test_timed_out_run_is_killed_and_cleaned_up(rng, monkeypatch):
+    monkeypatch.setenv("SPIKEDEPLOY_TEST_TAG", TAG)
     from spikedeploy.errors import SpikedeployError
     graph = mlp_graph(rng)
     x = (rng.random((2000, 4, 20)) < 0.3).astype(float)
@@ -73,22 +75,22 @@ def test_timed_out_run_is_killed_and_cleaned_up(rng):
     assert set(os.listdir("/dev/shm")) - before == set()
 
 
+TAG = f"lava-leak-check-{os.getpid()}"
+
+
 def _lava_worker_processes():
-    # Lava forks its process models from the worker: they share its command line.
+    """Live processes started by this test's Lava runs (they inherit TAG in their environment)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
             with open(f"/proc/{pid}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"spikedeploy.hw_sim.lava_worker" in cmd and state != "Z":
+        if f"SPIKEDEPLOY_TEST_TAG={TAG}".encode() in env and state != "Z" and int(pid) != os.getpid():
             found.append(int(pid))
     return found
-
-
-import os  # noqa: E402  (used by the helper above)

@@ -3,28 +3,32 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 
-@contextmanager
-def atomic_path(path, suffix: str = ""):
-    """Yield a temporary path in the target's folder; move it into place on success."""
+def write_atomically(path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file lives in the same directory so ``os.replace`` is an
+    atomic rename on the same file system. If ``write`` fails (or the process
+    is interrupted), the temporary file is removed and ``path`` is untouched.
+    """
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
-                               dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    tmp = Path(tmp_name)
     try:
-        yield Path(tmp)
+        write(tmp)
+        with open(tmp, "rb+") as f:  # the bytes reach the disk before the rename publishes them
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
 
 
-def write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+def write_text(path, text: str) -> Path:
+    return write_atomically(path, lambda tmp: tmp.write_text(text))

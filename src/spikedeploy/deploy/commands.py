@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import SpikedeployError
 from ..fileio import write_text
 from ..hw_sim.compare import accuracy, compare_records
 from ..ir.load import META_READOUT, read_nir
 from ..ir.program import lower
 from .inputs import resolve_inputs
+from ..hw_sim.result import SimResult
 from .runs import layer_names, run_backend, save_records, spike_counts
+from .stages import checkpoint_records
 
 
 def _say(*parts) -> None:
@@ -36,7 +34,7 @@ def _readout(program) -> str:
 
 
 def cmd_train(args) -> int:
-    from ..models.train import train_and_save
+    from .stages import train_and_save
     started = time.perf_counter()
     result = train_and_save(args.out, hidden=args.hidden, num_steps=args.steps,
                             encoding=args.encoding, epochs=args.epochs, seed=args.seed,
@@ -74,9 +72,9 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_energy(args) -> int:
-    from ..energy.report import energy_report
     graph, program = _load(args)
     batch = _batch(args, program)
+    from ..energy.report import energy_report
     result = run_backend(graph, program, batch, args.backend, args.precision)
     report = energy_report(result)
     _say(report.to_table())
@@ -102,9 +100,7 @@ def cmd_verify(args) -> int:
     if not args.no_lava:
         runs["lava"] = run_backend(graph, program, batch, "lava", args.precision)
     if args.checkpoint:
-        from ..models.checkpoint import run_checkpoint_records
-        records = run_checkpoint_records(args.checkpoint, batch.x)
-        from ..hw_sim.result import SimResult
+        records = checkpoint_records(args.checkpoint, batch.x)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
     report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)

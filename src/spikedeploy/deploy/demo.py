@@ -14,13 +14,15 @@ from ..hw_sim.compare import accuracy, compare_records
 from ..ir.load import read_nir
 from ..ir.program import lower
 from .inputs import resolve_inputs
+from ..hw_sim.result import SimResult
 from .runs import run_backend, save_records
+from .stages import checkpoint_records
 
 
 def run_demo(out: Path, samples: int | None, say=print) -> int:
     from ..energy.report import energy_report
     from ..export.to_nir import export_checkpoint, write_nir
-    from ..models.train import train_and_save
+    from .stages import train_and_save
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -34,15 +36,19 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     write_nir(export_checkpoint(ckpt), nir_path)
     graph = read_nir(nir_path)
     program = lower(graph)
+    readout = str(program.meta("spikedeploy.readout", "spike_count"))
     n = samples if samples is not None else len(_test_labels(program))
     batch = resolve_inputs(program, n, None, None, None, None, n)
 
     say(f"[3/5] Lava CPU simulator, floating point ({batch.source}) ...")
+    snn = SimResult(program, checkpoint_records(ckpt, batch.x), backend="snntorch", precision="float")
     reference = run_backend(graph, program, batch, "reference", "float")
     lava_float = run_backend(graph, program, batch, "lava", "float")
-    float_agree = compare_records(reference, lava_float).agrees
-    say(f"      {lava_float.info['seconds']:.1f} s; latency {lava_float.latency} steps; "
-        f"spikes identical to the reference simulator: {float_agree}")
+    vs_snntorch = compare_records(snn, lava_float)
+    float_agree = compare_records(reference, lava_float).agrees and vs_snntorch.agrees
+    say(f"      {lava_float.info['seconds']:.1f} s; latency {lava_float.latency} steps; spikes "
+        f"identical to snnTorch: {vs_snntorch.agrees} ({vs_snntorch.disagreement:.1e} differ), "
+        f"to the reference simulator: {compare_records(reference, lava_float).agrees}")
 
     say("[4/5] Lava CPU simulator, Loihi fixed point ...")
     lava_fixed = run_backend(graph, program, batch, "lava", "fixed")
@@ -58,10 +64,10 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     report.to_csv(out / "report.csv")
     say(report.to_table())
 
-    readout = str(program.meta("spikedeploy.readout", "spike_count"))
     headline = {
         "samples": int(batch.x.shape[1]),
         "snntorch_test_accuracy": trained["test_accuracy"],
+        "snntorch_accuracy": accuracy(snn.output(), batch.labels, readout),
         "lava_float_accuracy": accuracy(lava_float.output(), batch.labels, readout),
         "lava_fixed_accuracy": accuracy(lava_fixed.output(), batch.labels, readout),
         "lava_float_identical_to_reference": bool(float_agree),
@@ -74,7 +80,7 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     say("")
     say(f"artifacts in {out}/: checkpoint/, model.nir, rasters_lava_float.npz, "
         "rasters_lava_fixed.npz, report.json, report.csv, summary.json")
-    say(f"snnTorch accuracy {headline['snntorch_test_accuracy']:.4f} | Lava float "
+    say(f"snnTorch accuracy {headline['snntorch_accuracy']:.4f} | Lava float "
         f"{headline['lava_float_accuracy']:.4f} | Lava fixed {headline['lava_fixed_accuracy']:.4f}"
         f" ({headline['samples']} test samples)")
     ratio = headline["energy_per_inference_pJ"] / headline["ann_energy_per_inference_pJ"]

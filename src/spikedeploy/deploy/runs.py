@@ -5,7 +5,7 @@ import numpy as np
 import nir
 
 from ..errors import SpikedeployError
-from ..fileio import atomic_path
+from ..fileio import write_atomically
 from ..hw_sim.lava_runner import simulate_lava
 from ..hw_sim.reference import simulate
 from ..hw_sim.result import SimResult
@@ -41,6 +41,7 @@ def save_records(path, result: SimResult) -> None:
     for name, rec in result.records.items():
         op = result.program.ops[name]
         arrays[f"layer/{name}"] = rec.reshape(rec.shape[:2] + tuple(op.shape))
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:   # a file object: numpy would append .npz to a path
             np.savez_compressed(f, **arrays)
+    write_atomically(path, write)

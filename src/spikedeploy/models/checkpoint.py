@@ -1,0 +1,191 @@
+"""Checkpoints: a directory holding ``model.safetensors`` and ``config.json``.
+
+* ``model.safetensors``: the model's full ``state_dict`` (weights, biases
+  and every neuron buffer: per-neuron beta and threshold, snnTorch's
+  reset-mechanism code and graded-spike factor).
+* ``config.json``: what is needed to rebuild the module and use it --
+  architecture ("mlp"), sizes, num_steps T, dt, encoding, seed, dataset,
+  the beta/threshold settings, reset mechanism, and the test accuracy.
+
+Loading never executes code: safetensors and JSON only, no pickle. Any
+missing, truncated or inconsistent file raises
+:class:`~spikedeploy.errors.SpikedeployError` with a one-line message.
+Each file is written atomically; a crash between the two files leaves a
+pair that ``load_checkpoint`` rejects as inconsistent or one that is
+complete.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import SpikedeployError
+from ..fileio import write_atomically
+from .data import ENCODINGS
+from .mlp import ARCHITECTURE as MLP, build_mlp
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "spikedeploy.checkpoint"
+FORMAT_VERSION = 1
+RESET_MECHANISM_CODE = {"subtract": 0, "zero": 1, "none": 2}   # snnTorch's reset_mechanism_val
+
+_NUMBER = (int, float)
+# Keys every config.json must hold, with their JSON types.
+REQUIRED_KEYS: dict[str, tuple] = {
+    "architecture": (str,), "num_inputs": (int,), "hidden": (int,), "num_outputs": (int,),
+    "num_steps": (int,), "dt": _NUMBER, "encoding": (str,), "seed": (int,),
+    "beta": _NUMBER, "threshold": _NUMBER, "reset_mechanism": (str,),
+}
+
+
+def _build_mlp_from_config(config: dict) -> nn.Sequential:
+    if config["reset_mechanism"] != "zero":
+        raise SpikedeployError(f"mlp checkpoints use reset_mechanism 'zero', "
+                               f"config.json says {config['reset_mechanism']!r}")
+    return build_mlp(num_inputs=config["num_inputs"], hidden=config["hidden"],
+                     num_outputs=config["num_outputs"], beta=config["beta"],
+                     threshold=config["threshold"],
+                     learn_beta=bool(config.get("learn_beta", False)),
+                     learn_threshold=bool(config.get("learn_threshold", False)))
+
+
+# Registry: architecture name in config.json -> builder of an untrained module.
+ARCHITECTURES: dict[str, Callable[[dict], nn.Sequential]] = {MLP: _build_mlp_from_config}
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Sequential
+    config: dict
+
+
+def training_config(result) -> dict:
+    """The config.json contents for a :class:`~spikedeploy.models.train.TrainResult`."""
+    c = result.config
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "architecture": MLP, "dataset": "digits",
+        "num_inputs": int(result.model.fc1.in_features), "hidden": int(c.hidden),
+        "num_outputs": int(result.model.fc2.out_features),
+        "num_steps": int(c.num_steps), "dt": float(c.dt), "encoding": c.encoding, "seed": int(c.seed),
+        "beta": float(c.beta), "threshold": float(c.threshold),
+        "learn_beta": bool(c.learn_beta), "learn_threshold": bool(c.learn_threshold),
+        "reset_mechanism": "zero", "reset_delay": False,
+        "test_accuracy": float(result.test_accuracy),
+        "training": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr,
+                     "train_subset": c.train_subset, "seconds": round(result.seconds, 3),
+                     "cpu_seconds": round(result.cpu_seconds, 3),
+                     "epoch_losses": [float(x) for x in result.epoch_losses]},
+    }
+
+
+def save_checkpoint(path, model: nn.Sequential, config: dict) -> Path:
+    """Write ``model`` and ``config`` into directory ``path`` (created if needed)."""
+    _validate_config(config, "config")
+    directory = Path(path)
+    # safetensors needs contiguous tensors that share no storage
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, **config}
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomically(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
+        write_atomically(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise SpikedeployError(f"{directory}: cannot write checkpoint: {exc.strerror or exc}")
+    return directory
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Rebuild the model saved in directory ``path`` (or one of its two files)."""
+    directory = Path(path)
+    if directory.is_file() and directory.name in (WEIGHTS_FILE, CONFIG_FILE):
+        directory = directory.parent
+    if not directory.is_dir():
+        raise SpikedeployError(f"{directory}: no such checkpoint directory")
+    config = read_config(directory)
+    model = ARCHITECTURES[config["architecture"]](config)
+    state = _read_weights(directory / WEIGHTS_FILE)
+    _load_state(model, state, directory / WEIGHTS_FILE, config)
+    model.eval()
+    return Checkpoint(model, config)
+
+
+def read_config(directory) -> dict:
+    """Parse and validate ``config.json`` of a checkpoint directory."""
+    config_path = Path(directory) / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpikedeployError(f"{config_path}: missing checkpoint config")
+    except OSError as exc:
+        raise SpikedeployError(f"{config_path}: cannot read: {exc.strerror or exc}")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise SpikedeployError(f"{config_path}: not valid JSON ({str(exc).splitlines()[0]})")
+    _validate_config(config, str(config_path))
+    return config
+
+
+def _validate_config(config, where: str) -> None:
+    if not isinstance(config, dict):
+        raise SpikedeployError(f"{where}: expected a JSON object, got {type(config).__name__}")
+    for key, types in REQUIRED_KEYS.items():
+        if key not in config:
+            raise SpikedeployError(f"{where}: missing key '{key}'")
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise SpikedeployError(f"{where}: key '{key}' has invalid value {value!r}")
+    if config["architecture"] not in ARCHITECTURES:
+        raise SpikedeployError(f"{where}: unknown architecture {config['architecture']!r} "
+                               f"(known: {', '.join(ARCHITECTURES)})")
+    if config["encoding"] not in ENCODINGS:
+        raise SpikedeployError(f"{where}: unknown encoding {config['encoding']!r}")
+    if config["reset_mechanism"] not in RESET_MECHANISM_CODE:
+        raise SpikedeployError(f"{where}: unknown reset_mechanism {config['reset_mechanism']!r}")
+    for key in ("num_inputs", "hidden", "num_outputs", "num_steps"):
+        if config[key] < 1:
+            raise SpikedeployError(f"{where}: '{key}' must be positive, got {config[key]}")
+    if not (math.isfinite(config["dt"]) and config["dt"] > 0):
+        raise SpikedeployError(f"{where}: 'dt' must be a positive number, got {config['dt']}")
+
+
+def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    if not weights_path.is_file():
+        raise SpikedeployError(f"{weights_path}: missing checkpoint weights")
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpikedeployError(f"{weights_path}: corrupt or truncated safetensors file ({reason})")
+
+
+def _load_state(model: nn.Module, state: dict, weights_path: Path, config: dict) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                ([f"unexpected {', '.join(unexpected)}"] if unexpected else [])
+        raise SpikedeployError(f"{weights_path}: does not match config.json ({'; '.join(parts)})")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise SpikedeployError(f"{weights_path}: tensor '{key}' has shape {tuple(tensor.shape)}, "
+                                   f"config.json implies {tuple(expected[key].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise SpikedeployError(f"{weights_path}: tensor '{key}' holds NaN or infinite values")
+        if key.endswith("reset_mechanism_val"):
+            # snnTorch picks its update function from the constructor argument,
+            # not from this buffer: a disagreement would give a hybrid neuron.
+            if int(tensor) != RESET_MECHANISM_CODE[config["reset_mechanism"]]:
+                raise SpikedeployError(f"{weights_path}: '{key}' = {int(tensor)} disagrees with "
+                                       f"reset_mechanism {config['reset_mechanism']!r} in config.json")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

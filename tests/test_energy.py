@@ -1,0 +1,372 @@
+"""Energy report: counts against brute force, AC/MAC, recurrence, files, arithmetic."""
+import csv
+import json
+import os
+import types
+
+import nir
+import numpy as np
+import pytest
+
+from conftest import DT, lif_node, mlp_graph
+from spikedeploy.energy import (FANOUT, EnergyProfile, FanOut, count_operations, energy_report,
+                                load_profile)
+from spikedeploy.energy.report import pair_layers
+from spikedeploy.errors import SpikedeployError
+from spikedeploy.hw_sim.reference import simulate
+from spikedeploy.hw_sim.result import SimResult
+from spikedeploy.ir.program import (DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp,
+                                    lower)
+from spikedeploy.ir.semantics import neuron_params
+
+E_AC, E_MAC = 0.9, 4.6
+
+
+def fabricate(program, rng, T=7, N=3, rate=0.3, graded=()):
+    """Random records for every op: spikes 0/1, graded values for names in ``graded``."""
+    records = {}
+    for name, op in program.ops.items():
+        if name in graded:
+            x = rng.normal(size=(T, N, op.size))
+            x[rng.random(x.shape) < 0.2] = 0.0
+        else:
+            x = (rng.random((T, N, op.size)) < rate).astype(np.float64)
+        records[name] = x
+    return SimResult(program, records, backend="test", precision="float")
+
+
+def mlp_program(rng, sizes=(12, 9, 5), zero_frac=0.3):
+    program = lower(mlp_graph(rng, sizes=sizes))
+    for op in program.ops.values():
+        if isinstance(op, DenseOp):
+            op.weight[rng.random(op.weight.shape) < zero_frac] = 0.0
+            op.weight[:, 0] = 0.0                  # one input drives nothing
+    return program
+
+
+def brute_force(result, op):
+    """Loop over every event and every weight: (events, ops_nonzero, ops_all) per step."""
+    T, N = result.num_steps, result.num_samples
+    W = op.weight
+    events, nz, al = np.zeros(T, int), np.zeros(T, int), np.zeros(T, int)
+    for src in op.inputs:
+        rec = result.records[src]
+        for t in range(T):
+            ts = t - 1 if src in op.recurrent else t
+            if ts < 0:
+                continue
+            for n in range(N):
+                for i in range(W.shape[1]):
+                    if rec[ts, n, i] == 0:
+                        continue
+                    events[t] += 1
+                    for j in range(W.shape[0]):
+                        al[t] += 1
+                        if W[j, i] != 0:
+                            nz[t] += 1
+    return events, nz, al
+
+
+# -- counting -----------------------------------------------------------------
+
+def test_synops_match_brute_force(rng):
+    program = mlp_program(rng)
+    result = fabricate(program, rng)
+    counts = count_operations(result)
+    assert set(counts.synaptic) == {"fc1", "fc2"}
+    for name in ("fc1", "fc2"):
+        c = counts.synaptic[name]
+        events, nz, al = brute_force(result, program.ops[name])
+        assert c.binary and c.kind == "AC"
+        np.testing.assert_array_equal(c.events, events)
+        np.testing.assert_array_equal(c.ops["nonzero"], nz)
+        np.testing.assert_array_equal(c.ops["all"], al)
+        assert nz.sum() < al.sum()                 # the zero weights made a difference
+        np.testing.assert_array_equal(c.acs("nonzero"), nz)
+        assert not c.macs("nonzero").any()
+        assert c.synapses == program.ops[name].weight.size
+        assert c.synapses_nonzero == np.count_nonzero(program.ops[name].weight)
+
+
+def test_zero_weights_nonzero_vs_all():
+    W = np.array([[1.0, 0.0, 2.0],
+                  [0.0, 0.0, 3.0]])              # fan-out (nonzero): 1, 0, 2; all: 2, 2, 2
+    ops = {"x": InputOp("x", (3,)),
+           "fc": DenseOp("fc", (2,), inputs=["x"], weight=W, in_shape=(3,), nir_type="Linear")}
+    program = Program(ops, ["x"], [], DT, {})
+    x = np.array([[[1, 1, 1]], [[0, 1, 0]], [[0, 0, 1]]], dtype=float)  # T=3, N=1
+    c = count_operations(SimResult(program, {"x": x}, "test", "float")).synaptic["fc"]
+    np.testing.assert_array_equal(c.events, [3, 1, 1])
+    np.testing.assert_array_equal(c.ops["nonzero"], [3, 0, 2])
+    np.testing.assert_array_equal(c.ops["all"], [6, 2, 2])
+    assert (c.synapses, c.synapses_nonzero) == (6, 3)
+    e_nz = energy_report(SimResult(program, {"x": x}, "test", "float"), variant="nonzero")
+    e_all = energy_report(SimResult(program, {"x": x}, "test", "float"), variant="all")
+    assert e_nz.total_energy_pj == pytest.approx(5 * E_AC)
+    assert e_all.total_energy_pj == pytest.approx(10 * E_AC)
+    assert e_nz.ann_energy_pj == e_all.ann_energy_pj == pytest.approx(6 * E_MAC)
+
+
+@pytest.mark.parametrize("bad", [0.5, 2.0, -1.0])
+def test_graded_input_makes_a_mac_layer(rng, bad):
+    program = mlp_program(rng)
+    result = fabricate(program, rng)
+    result.records["input"][3, 1, 4] = bad       # one non-binary value anywhere
+    counts = count_operations(result)
+    fc1, fc2 = counts.synaptic["fc1"], counts.synaptic["fc2"]
+    assert fc1.kind == "MAC" and fc2.kind == "AC"
+    events, nz, al = brute_force(result, program.ops["fc1"])
+    np.testing.assert_array_equal(fc1.macs("nonzero"), nz)
+    np.testing.assert_array_equal(fc1.macs("all"), al)
+    assert not fc1.acs("nonzero").any()
+    T, N = result.num_steps, result.num_samples
+    assert fc1.dense_macs().sum() == 12 * 9 * T * N
+    assert fc2.dense_macs().sum() == 0
+    rep = energy_report(result)
+    expected = (nz.sum() * E_MAC + counts.synaptic["fc2"].ops["nonzero"].sum() * E_AC) / N
+    assert rep.total_energy_pj == pytest.approx(expected)
+    assert rep.rows[0].type == "Affine[MAC] -> LIF"
+
+
+def test_fixed_scale_is_divided_out_before_the_binary_test(rng):
+    program = mlp_program(rng)
+    result = fabricate(program, rng)
+    result.records["input"] = result.records["input"] * 4.0
+    assert count_operations(result).synaptic["fc1"].kind == "MAC"
+    result.info["fixed"] = types.SimpleNamespace(scales={"input": 4.0})
+    c = count_operations(result).synaptic["fc1"]
+    assert c.kind == "AC"
+    np.testing.assert_array_equal(c.ops["all"], brute_force(result, program.ops["fc1"])[2])
+
+
+def _recurrent_program():
+    """x -> fc -> lif, and lif -> rec -> lif where rec reads lif at t-1."""
+    rng = np.random.default_rng(7)
+    w_in = rng.normal(size=(4, 3))
+    w_rec = rng.normal(size=(4, 4))
+    w_rec[:, 2] = 0.0
+    params = neuron_params("lif", lif_node(np.full(4, 0.9), np.ones(4)), DT)
+    ops = {
+        "x": InputOp("x", (3,)),
+        "fc": DenseOp("fc", (4,), inputs=["x"], weight=w_in, in_shape=(3,), nir_type="Linear"),
+        "rec": DenseOp("rec", (4,), inputs=["lif"], recurrent={"lif"}, weight=w_rec,
+                       in_shape=(4,), nir_type="Linear"),
+        "lif": NeuronOp("lif", (4,), inputs=["fc", "rec"], params=params, nir_type="LIF"),
+        "out": OutputOp("out", (4,), inputs=["lif"]),
+    }
+    return Program(ops, ["x"], ["out"], DT, {})
+
+
+def test_recurrent_input_reads_the_previous_step():
+    program = _recurrent_program()
+    T, N = 4, 2
+    lif = np.zeros((T, N, 4))
+    lif[0, 0, [0, 2]] = 1                        # seen by rec at t=1
+    lif[2, 1, 1] = 1                             # seen at t=3
+    lif[T - 1, :, :] = 1                         # last step: never seen
+    records = {"x": np.zeros((T, N, 3)), "lif": lif}
+    counts = count_operations(SimResult(program, records, "test", "float"))
+    rec = counts.synaptic["rec"]
+    np.testing.assert_array_equal(rec.events, [0, 2, 0, 1])
+    np.testing.assert_array_equal(rec.ops["all"], [0, 8, 0, 4])
+    np.testing.assert_array_equal(rec.ops["nonzero"], [0, 4, 0, 4])  # column 2 is all zero
+    np.testing.assert_array_equal(counts.neurons["lif"].spikes, [2, 0, 1, 8])
+    e, nz, al = brute_force(SimResult(program, records, "test", "float"), program.ops["rec"])
+    np.testing.assert_array_equal(rec.ops["nonzero"], nz)
+    # rows: the forward Dense pairs with lif; the recurrent one stands alone
+    assert pair_layers(program) == [("fc", "lif"), ("rec", None)]
+
+
+def test_lowered_recurrent_graph_counts_and_rows(rng):
+    nodes = {"input": nir.Input(input_type=np.array([3])),
+             "fc": nir.Linear(weight=rng.normal(size=(4, 3))),
+             "lif": lif_node(np.full(4, 0.9), np.full(4, 0.5)),
+             "rec": nir.Linear(weight=rng.normal(size=(4, 4))),
+             "output": nir.Output(output_type=np.array([4]))}
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")]
+    program = lower(nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikedeploy.dt": DT}))
+    result = simulate(program, (rng.random((12, 5, 3)) < 0.5).astype(float))
+    counts = count_operations(result)
+    for name in ("fc", "rec"):
+        e, nz, al = brute_force(result, program.ops[name])
+        np.testing.assert_array_equal(counts.synaptic[name].ops["nonzero"], nz)
+        np.testing.assert_array_equal(counts.synaptic[name].events, e)
+    labels = [r.label for r in energy_report(result).rows]
+    assert labels == ["fc -> lif", "rec"]
+
+
+def test_counts_agree_with_the_reference_simulator(rng):
+    program = lower(mlp_graph(rng, sizes=(16, 24, 6)))
+    x = (rng.random((20, 8, 16)) < 0.4).astype(float)
+    result = simulate(program, x)
+    counts = count_operations(result)
+    lif1 = counts.neurons["lif1"]
+    assert lif1.spikes.sum() > 0
+    # every lif1 spike is one fc2 input event, at the same step
+    np.testing.assert_array_equal(counts.synaptic["fc2"].events, lif1.spikes)
+    np.testing.assert_array_equal(counts.synaptic["fc1"].events,
+                                  x.reshape(20, -1).sum(axis=1))
+    assert lif1.firing_rate == pytest.approx(result.records["lif1"].mean())
+    # direct (graded) encoding turns the first layer into a MAC layer only
+    graded = simulate(program, rng.random((20, 8, 16)))
+    kinds = {n: c.kind for n, c in count_operations(graded).synaptic.items()}
+    assert kinds == {"fc1": "MAC", "fc2": "AC"}
+
+
+def test_non_spiking_output_feeds_a_mac_layer_and_has_no_rate(rng):
+    graph = mlp_graph(rng, sizes=(6, 5, 4))
+    graph.nodes["lif2"] = nir.LI(tau=np.full(4, 1e-3), r=np.ones(4), v_leak=np.zeros(4))
+    graph.nodes["fc3"] = nir.Linear(weight=rng.normal(size=(3, 4)))
+    graph.nodes["output"] = nir.Output(output_type=np.array([3]))
+    graph.edges = [e for e in graph.edges if e != ("lif2", "output")] + [
+        ("lif2", "fc3"), ("fc3", "output")]
+    program = lower(graph)
+    result = simulate(program, (rng.random((9, 2, 6)) < 0.5).astype(float))
+    rep = energy_report(result)
+    li = rep.counts.neurons["lif2"]
+    assert not li.spiking and li.firing_rate is None
+    assert rep.counts.synaptic["fc3"].kind == "MAC"
+    row = next(r for r in rep.per_inference_rows() if r["layer"] == "fc2 -> lif2")
+    assert row["output_spikes"] is None and row["firing_rate"] is None
+    assert [r.label for r in rep.rows] == ["fc1 -> lif1", "fc2 -> lif2", "fc3"]
+    table_line = next(l for l in rep.to_table().splitlines() if l.startswith("fc2 -> lif2"))
+    assert table_line.split()[-5:-3] == ["-", "-"]   # output spikes, firing rate
+
+
+def test_flatten_without_a_record_reads_through_and_missing_records_fail(rng):
+    W = rng.normal(size=(2, 6))
+    ops = {"x": InputOp("x", (2, 3)),
+           "flat": ReshapeOp("flat", (6,), inputs=["x"]),
+           "fc": DenseOp("fc", (2,), inputs=["flat"], weight=W, in_shape=(6,))}
+    program = Program(ops, ["x"], [], DT, {})
+    x = (rng.random((5, 2, 6)) < 0.5).astype(float)
+    c = count_operations(SimResult(program, {"x": x}, "test", "float")).synaptic["fc"]
+    assert c.events.sum() == x.sum()
+    with pytest.raises(SpikedeployError, match="no record for op 'x'"):
+        count_operations(SimResult(program, {"fc": np.zeros((5, 2, 2))}, "test", "float"))
+    with pytest.raises(SpikedeployError, match="shape"):
+        count_operations(SimResult(program, {"x": x[:, :, :4]}, "test", "float"))
+
+
+def test_fanout_registry_extends_to_new_op_types(monkeypatch, rng):
+    class Pool2(Op):
+        """Toy synaptic op: input i drives output i // 2 only."""
+
+    monkeypatch.setitem(FANOUT, Pool2, lambda op: FanOut(np.ones(4, np.int64),
+                                                         np.ones(4, np.int64)))
+    ops = {"x": InputOp("x", (4,)), "pool": Pool2("pool", (2,), inputs=["x"], nir_type="Pool")}
+    x = (rng.random((3, 2, 4)) < 0.5).astype(float)
+    rep = energy_report(SimResult(Program(ops, ["x"], [], DT, {}), {"x": x}, "test", "float"))
+    c = rep.counts.synaptic["pool"]
+    assert c.ops["nonzero"].sum() == x.sum() and c.synapses == 4
+    assert rep.rows[0].label == "pool"
+    assert rep.total_energy_pj == pytest.approx(x.sum() * E_AC / 2)
+
+
+# -- energy arithmetic, profiles -------------------------------------------------
+
+def test_energy_arithmetic_per_inference_and_ann(rng):
+    program = mlp_program(rng, sizes=(12, 9, 5))
+    result = fabricate(program, rng, T=6, N=4)
+    counts = count_operations(result)
+    rep = energy_report(result)
+    N = 4
+    acs = sum(int(c.ops["nonzero"].sum()) for c in counts.synaptic.values())
+    assert rep.total_energy_pj == pytest.approx(acs * E_AC / N)
+    assert rep.ann_macs == 12 * 9 + 9 * 5            # once per inference, not x T
+    assert rep.ann_energy_pj == pytest.approx((12 * 9 + 9 * 5) * E_MAC)
+    assert rep.ratio == pytest.approx(rep.total_energy_pj / rep.ann_energy_pj)
+    rep_all = energy_report(result, variant="all")
+    acs_all = sum(int(c.ops["all"].sum()) for c in counts.synaptic.values())
+    assert rep_all.total_energy_pj == pytest.approx(acs_all * E_AC / N)
+    assert rep_all.total_energy_pj > rep.total_energy_pj
+    with pytest.raises(SpikedeployError, match="variant"):
+        energy_report(result, variant="dense")
+
+
+def test_profiles_by_name_path_and_object(rng, tmp_path):
+    p = load_profile("45nm")
+    assert (p.e_ac_pj, p.e_mac_pj) == (0.9, 4.6) and "Horowitz" in p.sources["mac"]
+    assert load_profile("45nm-fp16").e_mac_pj == pytest.approx(1.5)
+    custom = tmp_path / "chip.toml"
+    custom.write_text('name = "chip"\n[energy_pj]\nac = 2.0\nmac = 10.0\n[sources]\nac = "x"\n')
+    program = mlp_program(rng)
+    result = fabricate(program, rng)
+    base = energy_report(result)
+    for prof in (str(custom), EnergyProfile("chip", 2.0, 10.0)):
+        rep = energy_report(result, profile=prof)
+        assert rep.profile.name == "chip"
+        assert rep.total_energy_pj == pytest.approx(base.total_energy_pj * 2.0 / 0.9)
+        assert rep.ann_energy_pj == pytest.approx(base.ann_energy_pj * 10.0 / 4.6)
+    with pytest.raises(SpikedeployError, match="unknown energy profile"):
+        load_profile("7nm")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[energy_pj]\nac = -1\nmac = 1\n')
+    with pytest.raises(SpikedeployError, match="non-negative"):
+        load_profile(bad)
+    bad.write_text('[energy_pj]\nac = 1\n')
+    with pytest.raises(SpikedeployError, match="'mac'"):
+        load_profile(bad)
+
+
+# -- report output -----------------------------------------------------------------
+
+def test_table_json_csv(rng, tmp_path):
+    program = mlp_program(rng)
+    result = fabricate(program, rng, T=5, N=4)
+    rep = energy_report(result)
+    table = rep.to_table()
+    for header in ("layer", "type", "neurons", "synapses", "input spikes", "output spikes",
+                   "firing rate", "synops(AC)", "MACs", "energy pJ"):
+        assert header in table
+    assert "fc1 -> lif1" in table and "ANN" in table and "total" in table
+
+    rep.to_json(tmp_path / "out" / "report.json")
+    rep.to_csv(tmp_path / "out" / "report.csv")
+    assert sorted(os.listdir(tmp_path / "out")) == ["report.csv", "report.json"]  # no temp files
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["num_samples"] == 4 and data["num_steps"] == 5
+    assert data["snn_energy_pj"] == pytest.approx(rep.total_energy_pj)
+    assert data["ann_equivalent"]["macs"] == rep.ann_macs
+    assert data["ratio_snn_to_ann"] == pytest.approx(rep.ratio)
+    tot = data["totals"]
+    assert tot["over_all_samples"]["energy_pj"] == pytest.approx(4 * tot["per_inference"]["energy_pj"])
+    assert tot["over_all_samples"]["output_spikes"] == sum(
+        result.records[n].sum() for n in ("lif1", "lif2"))
+    fc1 = data["layers"][0]
+    assert fc1["layer"] == "fc1 -> lif1"
+    per_step = fc1["synaptic"]["per_step_per_inference"]["ops_nonzero_weights"]
+    assert len(per_step) == 5
+    assert sum(per_step) == pytest.approx(fc1["per_inference"]["synops_ac"])
+    assert fc1["neuron"]["over_all_samples"]["spikes"] == result.records["lif1"].sum()
+
+    with open(tmp_path / "out" / "report.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["layer"] for r in rows] == ["fc1 -> lif1", "fc2 -> lif2", "total", "ANN equivalent"]
+    assert float(rows[2]["energy_pj"]) == pytest.approx(rep.total_energy_pj)
+    assert float(rows[3]["energy_pj"]) == pytest.approx(rep.ann_energy_pj)
+    assert float(rows[0]["input_spikes"]) == pytest.approx(result.records["input"].sum() / 4)
+
+
+def test_writes_are_atomic(rng, tmp_path, monkeypatch):
+    rep = energy_report(fabricate(mlp_program(rng), rng))
+    path = tmp_path / "report.json"
+    path.write_text("old")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        rep.to_json(path)
+    with pytest.raises(OSError):
+        rep.to_csv(tmp_path / "report.csv")
+    assert path.read_text() == "old"
+    assert sorted(os.listdir(tmp_path)) == ["report.json"]
+
+
+def test_empty_run_is_refused(rng):
+    program = mlp_program(rng)
+    result = fabricate(program, rng, T=0)
+    with pytest.raises(SpikedeployError, match="no time steps"):
+        energy_report(result)
