@@ -104,7 +104,9 @@ def test_zero_weights_nonzero_vs_all():
     e_all = energy_report(SimResult(program, {"x": x}, "test", "float"), variant="all")
     assert e_nz.total_energy_pj == pytest.approx(5 * E_AC)
     assert e_all.total_energy_pj == pytest.approx(10 * E_AC)
-    assert e_nz.ann_energy_pj == e_all.ann_energy_pj == pytest.approx(6 * E_MAC)
+    # ANN equivalent: every synapse a MAC at every step (x T = 3); no bias here
+    assert e_nz.ann_energy_pj == e_all.ann_energy_pj == pytest.approx(6 * 3 * E_MAC)
+    assert e_nz.ann_energy_per_pass_pj == pytest.approx(6 * E_MAC)
 
 
 @pytest.mark.parametrize("bad", [0.5, 2.0, -1.0])
@@ -124,7 +126,10 @@ def test_graded_input_makes_a_mac_layer(rng, bad):
     assert fc2.dense_macs().sum() == 0
     rep = energy_report(result)
     expected = (nz.sum() * E_MAC + counts.synaptic["fc2"].ops["nonzero"].sum() * E_AC) / N
-    assert rep.total_energy_pj == pytest.approx(expected)
+    assert rep.synaptic_energy_pj == pytest.approx(expected)
+    bias = sum(int(c.bias_adds.sum()) for c in counts.neurons.values()) / N
+    assert bias == (9 + 5) * T                   # every neuron has a folded Affine bias
+    assert rep.total_energy_pj == pytest.approx(expected + bias * E_AC)
     assert rep.rows[0].type == "Affine[MAC] -> LIF"
 
 
@@ -230,7 +235,7 @@ def test_non_spiking_output_feeds_a_mac_layer_and_has_no_rate(rng):
     assert row["output_spikes"] is None and row["firing_rate"] is None
     assert [r.label for r in rep.rows] == ["fc1 -> lif1", "fc2 -> lif2", "fc3"]
     table_line = next(l for l in rep.to_table().splitlines() if l.startswith("fc2 -> lif2"))
-    assert table_line.split()[-5:-3] == ["-", "-"]   # output spikes, firing rate
+    assert table_line.split()[-7:-5] == ["-", "-"]   # output spikes, firing rate
 
 
 def test_flatten_without_a_record_reads_through_and_missing_records_fail(rng):
@@ -271,14 +276,21 @@ def test_energy_arithmetic_per_inference_and_ann(rng):
     counts = count_operations(result)
     rep = energy_report(result)
     N = 4
+    T = 6
     acs = sum(int(c.ops["nonzero"].sum()) for c in counts.synaptic.values())
-    assert rep.total_energy_pj == pytest.approx(acs * E_AC / N)
-    assert rep.ann_macs == 12 * 9 + 9 * 5            # once per inference, not x T
-    assert rep.ann_energy_pj == pytest.approx((12 * 9 + 9 * 5) * E_MAC)
+    bias_adds = (9 + 5) * T                          # folded Affine biases, every step
+    assert rep.synaptic_energy_pj == pytest.approx(acs * E_AC / N)
+    assert rep.total_energy_pj == pytest.approx(acs * E_AC / N + bias_adds * E_AC)
+    assert rep.energy_breakdown_pj["neuron"] == 0 == rep.energy_breakdown_pj["memory"]
+    assert rep.ann_macs == 12 * 9 + 9 * 5            # one pass
+    # ANN equivalent: every synapse a MAC at every step, plus the same bias additions
+    assert rep.ann_energy_pj == pytest.approx((12 * 9 + 9 * 5) * T * E_MAC + bias_adds * E_AC)
+    assert rep.ann_energy_per_pass_pj == pytest.approx((12 * 9 + 9 * 5) * E_MAC + 14 * E_AC)
     assert rep.ratio == pytest.approx(rep.total_energy_pj / rep.ann_energy_pj)
+    np.testing.assert_allclose(rep.energy_per_step_pj.sum(), rep.total_energy_pj)
     rep_all = energy_report(result, variant="all")
     acs_all = sum(int(c.ops["all"].sum()) for c in counts.synaptic.values())
-    assert rep_all.total_energy_pj == pytest.approx(acs_all * E_AC / N)
+    assert rep_all.synaptic_energy_pj == pytest.approx(acs_all * E_AC / N)
     assert rep_all.total_energy_pj > rep.total_energy_pj
     with pytest.raises(SpikedeployError, match="variant"):
         energy_report(result, variant="dense")
@@ -297,7 +309,11 @@ def test_profiles_by_name_path_and_object(rng, tmp_path):
         rep = energy_report(result, profile=prof)
         assert rep.profile.name == "chip"
         assert rep.total_energy_pj == pytest.approx(base.total_energy_pj * 2.0 / 0.9)
-        assert rep.ann_energy_pj == pytest.approx(base.ann_energy_pj * 10.0 / 4.6)
+        # no bias_add in the file: a bias addition costs E_AC
+        assert rep.profile.bias_pj == 2.0
+        assert rep.ann_energy_pj == pytest.approx(
+            base.ann_energy_breakdown_pj["synaptic"] * 10.0 / 4.6
+            + base.ann_energy_breakdown_pj["bias"] * 2.0 / 0.9)
     with pytest.raises(SpikedeployError, match="unknown energy profile"):
         load_profile("7nm")
     bad = tmp_path / "bad.toml"
@@ -327,7 +343,8 @@ def test_table_json_csv(rng, tmp_path):
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["num_samples"] == 4 and data["num_steps"] == 5
     assert data["snn_energy_pj"] == pytest.approx(rep.total_energy_pj)
-    assert data["ann_equivalent"]["macs"] == rep.ann_macs
+    assert data["ann_equivalent"]["macs"] == rep.ann_macs * 5
+    assert data["ann_equivalent"]["macs_per_pass"] == rep.ann_macs
     assert data["ratio_snn_to_ann"] == pytest.approx(rep.ratio)
     tot = data["totals"]
     assert tot["over_all_samples"]["energy_pj"] == pytest.approx(4 * tot["per_inference"]["energy_pj"])
@@ -342,7 +359,8 @@ def test_table_json_csv(rng, tmp_path):
 
     with open(tmp_path / "out" / "report.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["layer"] for r in rows] == ["fc1 -> lif1", "fc2 -> lif2", "total", "ANN equivalent"]
+    assert [r["layer"] for r in rows] == ["fc1 -> lif1", "fc2 -> lif2", "total", "ANN equivalent",
+                                          "ANN equivalent, one pass"]
     assert float(rows[2]["energy_pj"]) == pytest.approx(rep.total_energy_pj)
     assert float(rows[3]["energy_pj"]) == pytest.approx(rep.ann_energy_pj)
     assert float(rows[0]["input_spikes"]) == pytest.approx(result.records["input"].sum() / 4)

@@ -9,23 +9,9 @@ import pytest
 from spikedeploy.deploy.cli import main
 from spikedeploy.deploy.inputs import resolve_inputs
 from spikedeploy.deploy.runs import run_backend
-from spikedeploy.deploy.stages import checkpoint_records, train_and_save
+from spikedeploy.deploy.stages import checkpoint_records
 from spikedeploy.energy import energy_report
-from spikedeploy.export import export_checkpoint, write_nir
 from spikedeploy.hw_sim.compare import accuracy
-from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import lower
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("spine")
-    ckpt = out / "checkpoint"
-    config = train_and_save(ckpt, progress=lambda msg: None)
-    nir_path = out / "model.nir"
-    write_nir(export_checkpoint(ckpt), nir_path)
-    graph = read_nir(nir_path)
-    return dict(ckpt=ckpt, nir=nir_path, graph=graph, program=lower(graph), config=config)
 
 
 @pytest.mark.lava
