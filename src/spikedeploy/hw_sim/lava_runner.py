@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
-from ..ir.program import DenseOp, Program, lower
+from ..ir.program import LinearOp, Program, lower
 from .reference import _as_input_dict
 from .result import SimResult
 
@@ -42,11 +43,14 @@ def simulate_lava(graph: nir.NIRGraph, inputs, precision: str = "float", dt: flo
     program = program or lower(graph, dt=dt)
     data = _as_input_dict(program, inputs)
     num_steps, n = next(iter(data.values())).shape[:2]
-    names = [name for name, op in program.ops.items() if not isinstance(op, DenseOp)]
+    names = [name for name, op in program.ops.items() if not isinstance(op, LinearOp)]
     wanted = names if record == "all" else list(program.outputs)
     with tempfile.TemporaryDirectory(prefix="spikedeploy-lava-") as tmp:
         job = Path(tmp)
-        nir.write(job / "graph.nir", graph)
+        # The lowered Program travels to the worker (pickled): the worker runs exactly
+        # what the parent lowered, and graphs nir.write cannot store (None fields) work too.
+        with open(job / "program.pkl", "wb") as f:
+            pickle.dump(program, f, protocol=pickle.HIGHEST_PROTOCOL)
         np.savez(job / "inputs.npz", **data)
         (job / "job.json").write_text(json.dumps(
             {"precision": precision, "dt": program.dt, "input_scale": input_scale,
@@ -94,13 +98,19 @@ def _run_worker(job: Path, timeout: float) -> None:
 
 
 def _kill_group(pid: int, grace: float = 10.0) -> None:
-    """SIGKILL the worker's process group and wait until its members are gone."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
+    """SIGKILL the worker's process group until none of its members is left.
+
+    The signal is repeated: a process forked while the first one was being
+    delivered can escape it.
+    """
     deadline = time.monotonic() + grace
-    while _group_members(pid) and time.monotonic() < deadline:
+    while True:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _group_members(pid) or time.monotonic() > deadline:
+            return
         time.sleep(0.02)
 
 

@@ -1,6 +1,6 @@
 """Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
 
-JOB_DIR holds ``graph.nir``, ``job.json`` (precision, dt, input scale,
+JOB_DIR holds ``program.pkl`` (the lowered Program, pickled by the parent), ``job.json`` (precision, dt, input scale,
 records wanted) and ``inputs.npz``; the worker writes ``result.npz`` (or
 ``error.txt`` with a one-line message). Lava runs here, never in the parent,
 so the parent can kill a hung run with its whole process group.
@@ -19,12 +19,12 @@ def main(job_dir: str) -> int:
     try:
         from ..errors import SpikedeployError
         from ..ir import fixed_point as fxp
-        from ..ir.load import read_nir
-        from ..ir.program import lower
+        import pickle
         from .lava_compiler import run_program
 
         job = json.loads((job_dir / "job.json").read_text())
-        program = lower(read_nir(job_dir / "graph.nir"), dt=job["dt"])
+        with open(job_dir / "program.pkl", "rb") as f:
+            program = pickle.load(f)
         with np.load(job_dir / "inputs.npz") as f:
             data = {name: f[name] for name in f.files}
         fixed = (fxp.quantise(program, input_scale=job["input_scale"])

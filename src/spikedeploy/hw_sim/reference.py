@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
-from ..ir.program import DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp, ThresholdOp
+from ..ir.program import (DelayOp, DenseOp, InputOp, LinearOp, NeuronOp, Op, OutputOp, Program,
+                          ReshapeOp)
 from ..ir.semantics import neuron_step
 from .result import SimResult
 
@@ -43,32 +44,71 @@ class _InputFixed:
         return np.round(x * self.scale).astype(np.int64)
 
 
-class _DenseFloat:
-    def __init__(self, op: DenseOp, n, fixed=None):
-        self.wt = np.ascontiguousarray(op.weight.T)
+class _LinearFloat:
+    """Dense, Scale, Conv (and pooling): y = M x (+ a bias no neuron could carry)."""
+
+    def __init__(self, op: LinearOp, n, fixed=None):
+        self.op = op
+        self.bias = op.full_bias()
 
     def step(self, x):
-        return x @ self.wt
+        y = self.op.apply(x)
+        return y if self.bias is None else y + self.bias
 
 
-class _DenseFixed:
-    def __init__(self, op: DenseOp, n, fixed: fxp.FixedProgram):
+class _LinearFixed:
+    """Lava's bit-accurate synapses: integer mantissas, exponent shift, Conv's 24-bit wrap."""
+
+    def __init__(self, op: LinearOp, n, fixed: fxp.FixedProgram):
         p: fxp.FixedDense = fixed.params[op.name]
-        self.wt = np.ascontiguousarray(p.weight.T.astype(np.int64))
-        self.exp = p.weight_exp
+        self.op, self.exp, self.wrap = op, p.weight_exp, p.wrap_bits
+        self.weight = p.weight.astype(np.int64)
+        if isinstance(op, DenseOp):
+            self.weight = np.ascontiguousarray(self.weight)
+        else:
+            self.matrix = op.matrix(self.weight)
 
     def step(self, x):
-        a = x.astype(np.int64) @ self.wt
-        return a << self.exp if self.exp > 0 else a >> -self.exp
+        x = x.astype(np.int64)
+        if isinstance(self.op, DenseOp):
+            a = x @ self.weight.T
+        else:
+            a = np.asarray((self.matrix @ x.T).T).astype(np.int64)
+        a = a << self.exp if self.exp > 0 else a >> -self.exp
+        return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
+
+
+_DenseFloat, _DenseFixed = _LinearFloat, _LinearFixed   # former names
+
+
+class _Delay:
+    """y[t] = x[t - d] per element (zero before), as a ring buffer."""
+
+    def __init__(self, op: DelayOp, n, fixed=None):
+        self.d = op.steps.astype(np.int64)
+        self.depth = int(self.d.max(initial=0)) + 1
+        self.buf = None
+        self.t = 0
+        self.cols = np.arange(op.size)
+
+    def step(self, x):
+        if self.buf is None:
+            self.buf = np.zeros((self.depth,) + x.shape, x.dtype)
+        self.buf[self.t % self.depth] = x
+        y = self.buf[(self.t - self.d) % self.depth, :, self.cols].T
+        y = np.where(self.t >= self.d, y, 0)
+        self.t += 1
+        return y.astype(x.dtype)
 
 
 def _flat_params(op: NeuronOp):
     import copy
     p = copy.copy(op.params)
+    shape = p.shape          # read once: p.shape follows dv, which is flattened below
     for name in ("du", "dv", "gain", "bias", "v_th", "v_reset", "v_init", "input_bias"):
         value = getattr(p, name)
         if value is not None:
-            setattr(p, name, np.broadcast_to(np.asarray(value, np.float64), p.shape).reshape(-1))
+            setattr(p, name, np.broadcast_to(np.asarray(value, np.float64), shape).reshape(-1))
     return p
 
 
@@ -94,21 +134,22 @@ class _NeuronFixed:
         return out
 
 
-class _ThresholdFloat:
-    def __init__(self, op: ThresholdOp, n, fixed=None):
-        self.th = op.threshold.reshape(-1)
-
-    def step(self, a):
-        return (a > self.th).astype(np.float64)
-
-
 # Registry: op type -> runner, per precision.
+# (Threshold is a NeuronOp, Conv/Scale/Dense are LinearOps: lookup follows the class hierarchy.)
 RUNNERS: dict[str, dict[type, Callable]] = {
     "float": {InputOp: _InputFloat, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              DenseOp: _DenseFloat, NeuronOp: _NeuronFloat, ThresholdOp: _ThresholdFloat},
+              LinearOp: _LinearFloat, NeuronOp: _NeuronFloat, DelayOp: _Delay},
     "fixed": {InputOp: _InputFixed, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              DenseOp: _DenseFixed, NeuronOp: _NeuronFixed},
+              LinearOp: _LinearFixed, NeuronOp: _NeuronFixed, DelayOp: _Delay},
 }
+
+
+def runner_for(table: dict, op: Op):
+    """The registry entry for ``op``'s type or its nearest base class (None if none)."""
+    for cls in type(op).__mro__:
+        if cls in table:
+            return table[cls]
+    return None
 
 
 def _as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
@@ -148,7 +189,7 @@ def simulate(program: Program, inputs, precision: str = "float",
     table = RUNNERS[precision]
     runners = {}
     for op in program.ops.values():
-        cls = table.get(type(op))
+        cls = runner_for(table, op)
         if cls is None:
             raise SpikedeployError(f"node '{op.name}': {op.nir_type} has no {precision} reference runner")
         runners[op.name] = cls(op, n, fixed)

@@ -1,0 +1,297 @@
+"""``spikedeploy check``: what a NIR graph is, and everything that stops it compiling.
+
+:func:`check_graph` never stops at the first problem and never raises for a
+bad graph: it reads the file, validates the semantics of every node (NaN or
+non-positive time constants, shape mismatches, dangling edges, cycles with
+no input), lowers node by node, then asks each backend (reference and Lava,
+float and fixed point) what it cannot represent. The report lists every
+node (type, shapes, which backends can run it) and every problem (node,
+field, reason, backend). Lava is not imported: the Lava-side checks use the
+Lava-free scheduler and the builders' registry of op types.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nir
+import numpy as np
+
+from ..errors import SpikedeployError, UnsupportedError
+from ..ir import fixed_point as fxp
+from ..ir.graph import FlatGraph, _order
+from ..ir.load import graph_dt, metadata_value, read_nir, META_DT
+from ..ir.program import (LOWERINGS, DelayOp, InputOp, LinearOp, NeuronOp, OutputOp, Program,
+                          ReshapeOp, _expected_size, _in_shape, bias_problem,
+                          fold_biases)
+from .timing import schedule
+
+BACKENDS = ("reference-float", "reference-fixed", "lava-float", "lava-fixed")
+# Op types the Lava compiler has builders for (kept here so check needs no Lava import;
+# tests/test_check.py asserts it equals lava_compiler.BUILDERS).
+LAVA_OP_TYPES = (InputOp, OutputOp, ReshapeOp, LinearOp, NeuronOp, DelayOp)
+
+TIME_CONSTANTS = ("tau", "tau_mem", "tau_syn")
+
+
+@dataclass
+class Problem:
+    node: str
+    field: str
+    reason: str
+    backend: str = ""          # "" = the graph itself is invalid; else the backend refusing it
+
+    def __str__(self):
+        where = f" [{self.backend}]" if self.backend else ""
+        return f"{self.node}: {self.field}: {self.reason}{where}"
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    type: str
+    input_shape: list | None = None
+    output_shape: list | None = None
+    backends: dict = field(default_factory=dict)   # backend -> bool
+
+
+@dataclass
+class CheckReport:
+    source: str
+    backend: str
+    precision: str
+    dt: float | None = None
+    dt_source: str = ""              # "metadata" | "argument" | ""
+    nodes: list[NodeInfo] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lava_latency: int | None = None  # total steps Lava's pipeline adds (aligned away)
+
+    @property
+    def target(self) -> str:
+        return f"{self.backend}-{self.precision}"
+
+    def blocking(self) -> list[Problem]:
+        """Problems that stop the chosen backend and precision."""
+        relevant = {"", "reference-float", self.target}
+        if self.precision == "fixed":
+            relevant.add("reference-fixed")            # Lava fixed uses the same quantiser
+        if self.target == "lava-fixed":
+            relevant.add("lava-float")                 # and the same timing and op types
+        return [p for p in self.problems if p.backend in relevant]
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking()
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "backend": self.backend, "precision": self.precision,
+                "dt": self.dt, "dt_source": self.dt_source, "ok": self.ok,
+                "lava_latency": self.lava_latency,
+                "nodes": [asdict(n) for n in self.nodes],
+                "problems": [asdict(p) for p in self.problems]}
+
+    def to_json(self, path=None, indent: int = 2) -> str:
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def to_text(self) -> str:
+        lines = [f"{self.source}: {'OK' if self.ok else 'FAILS'} for {self.target}"
+                 + (f" (dt = {self.dt:g} s from {self.dt_source})" if self.dt else " (no dt)")]
+        if self.lava_latency is not None:
+            lines.append(f"Lava pipeline latency: {self.lava_latency} steps (aligned away)")
+        if self.nodes:
+            width = max(len(n.name) for n in self.nodes)
+            lines.append(f"{'node'.ljust(width)}  {'type':<10} {'in':<14} {'out':<14} backends")
+            for n in self.nodes:
+                ok = ",".join(b for b in BACKENDS if n.backends.get(b)) or "-"
+                lines.append(f"{n.name.ljust(width)}  {n.type:<10} {_shape(n.input_shape):<14} "
+                             f"{_shape(n.output_shape):<14} {ok}")
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _shape(s) -> str:
+    return "?" if s is None else "(" + ",".join(str(v) for v in s) + ")"
+
+
+def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
+                precision: str = "float", input_scale: float = 1.0) -> CheckReport:
+    """Check a NIR file or graph for ``backend`` ('lava'|'reference') and precision."""
+    source = str(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else "<graph>"
+    report = CheckReport(source, backend, precision)
+    if backend not in ("lava", "reference") or precision not in ("float", "fixed"):
+        report.problems.append(Problem("<request>", "backend", f"unknown backend/precision "
+                                       f"{backend}/{precision} (lava|reference, float|fixed)"))
+        return report
+    graph = path_or_graph
+    if not isinstance(graph, nir.NIRGraph):
+        try:
+            graph = read_nir(path_or_graph)
+        except SpikedeployError as exc:
+            report.problems.append(Problem("<file>", "file", str(exc)))
+            return report
+    # dt
+    try:
+        report.dt = graph_dt(graph.metadata or {}, dt)
+        report.dt_source = "argument" if dt is not None else "metadata"
+        if dt is not None and metadata_value(graph.metadata or {}, META_DT) is not None:
+            report.dt_source = "argument (overrides metadata)"
+    except SpikedeployError as exc:
+        report.problems.append(Problem("<graph>", "dt", str(exc)))
+    flat = _flatten(graph, report)
+    if flat is None:
+        return report
+    _validate_nodes(flat, report)
+    program = _lower_each(flat, report)
+    if program is None:
+        return report
+    _check_backends(program, report, input_scale)
+    return report
+
+
+def _flatten(graph, report) -> FlatGraph | None:
+    from ..ir.graph import _inline
+    nodes, edges = {}, []
+    try:
+        _inline(graph, "", nodes, edges)
+    except SpikedeployError as exc:
+        report.problems.append(Problem("<graph>", "edges", str(exc)))
+        return None
+    for name in [n for n in nodes if "." in n and isinstance(nodes[n], (nir.Input, nir.Output))]:
+        preds = [a for a, b in edges if b == name]
+        succs = [b for a, b in edges if a == name]
+        edges = [e for e in edges if name not in e]
+        edges += [(a, b) for a in preds for b in succs]
+        del nodes[name]
+    inputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Input))
+    outputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Output))
+    flat = FlatGraph(nodes, edges, inputs, outputs, metadata=dict(graph.metadata or {}))
+    for name, node in nodes.items():
+        report.nodes.append(NodeInfo(name, type(node).__name__))
+    if not outputs:
+        report.problems.append(Problem("<graph>", "outputs", "graph has no Output node"))
+    for name in nodes:
+        if not isinstance(nodes[name], nir.Input) and not flat.predecessors(name):
+            report.problems.append(Problem(name, "inputs", "node has no incoming edge (dangling)"))
+        if not isinstance(nodes[name], nir.Output) and not flat.successors(name):
+            report.problems.append(Problem(name, "outputs", "node's output goes nowhere (dangling)"))
+    try:
+        _order(flat)
+    except SpikedeployError as exc:
+        report.problems.append(Problem("<graph>", "edges", str(exc)))
+        return None
+    return flat
+
+
+def _validate_nodes(flat: FlatGraph, report) -> None:
+    """Field-level semantic checks NIR's reader does not make."""
+    for name, node in flat.nodes.items():
+        for key, value in vars(node).items():
+            if key in ("metadata", "input_type", "output_type") or value is None:
+                continue
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            if arr.size and not np.all(np.isfinite(arr)):
+                report.problems.append(Problem(name, key, "contains NaN or infinite values"))
+            finite = arr[np.isfinite(arr)] if arr.size else arr
+            if key in TIME_CONSTANTS and finite.size and np.any(finite <= 0):
+                report.problems.append(Problem(name, key, f"time constants must be positive "
+                                               f"(min {finite.min():g})"))
+            elif key == "delay" and arr.size and np.any(arr < 0):
+                report.problems.append(Problem(name, key, "delays must be non-negative"))
+
+
+def _lower_each(flat: FlatGraph, report) -> Program | None:
+    """Lower node by node, recording every failure; None if any node failed."""
+    info = {n.name: n for n in report.nodes}
+    ops, shapes, failed = {}, {}, set()
+    dt = report.dt or 1e-4       # dt problems are already reported; shapes do not depend on it
+    for name in flat.order:
+        node = flat.nodes[name]
+        rule = LOWERINGS.get(type(node))
+        preds = flat.predecessors(name)
+        forward = [p for p in preds if (p, name) not in flat.recurrent]
+        if rule is None:
+            report.problems.append(Problem(name, "type", f"NIR {type(node).__name__} has no "
+                                           "lowering (not supported by any backend)"))
+            failed.add(name)
+            continue
+        if any(p in failed for p in forward):
+            failed.add(name)         # its input shape is unknown; the cause is reported upstream
+            continue
+        try:
+            in_shape = None if isinstance(node, nir.Input) else _in_shape(name, shapes, forward)
+            op = rule(name, node, in_shape, dt)
+        except (SpikedeployError, ValueError, TypeError, IndexError) as exc:
+            field_name = getattr(exc, "field", "shape" if "shape" in str(exc) else "value")
+            reason = getattr(exc, "reason", None) or str(exc)
+            report.problems.append(Problem(name, field_name, reason))
+            failed.add(name)
+            continue
+        op.inputs, op.nir_type = preds, type(node).__name__
+        op.recurrent = {p for p in preds if (p, name) in flat.recurrent}
+        ops[name], shapes[name] = op, op.shape
+        info[name].input_shape = None if in_shape is None else [int(s) for s in in_shape]
+        info[name].output_shape = [int(s) for s in op.shape]
+        info[name].backends["reference-float"] = True
+    if failed:   # go on with the part that lowered, to report its backend problems too
+        keep = {}
+        for name, op in ops.items():
+            if all(s in keep for s in op.inputs if s not in op.recurrent) and \
+                    all(s in ops for s in op.recurrent):
+                keep[name] = op
+        ops = {n: op for n, op in keep.items() if all(s in keep for s in op.inputs)}
+    for op in ops.values():
+        for src in op.recurrent:
+            want = _expected_size(op)
+            if ops[src].size != want:
+                report.problems.append(Problem(op.name, "recurrent", f"recurrent input '{src}' has "
+                                               f"{ops[src].size} values, expected {want}"))
+                return None
+    program = Program(ops, [n for n in flat.inputs if n in ops],
+                      [n for n in flat.outputs if n in ops], report.dt or dt, flat.metadata)
+    try:
+        fold_biases(program)
+    except SpikedeployError as exc:      # pragma: no cover - fold_biases only refuses in Lava
+        report.problems.append(Problem("<graph>", "bias", str(exc)))
+    return program
+
+
+def _check_backends(program: Program, report, input_scale) -> None:
+    info = {n.name: n for n in report.nodes}
+    bad: dict[str, set] = {b: set() for b in BACKENDS}
+
+    def add(exc: UnsupportedError, backend):
+        report.problems.append(Problem(exc.node, exc.field, exc.reason, backend))
+        bad[backend].add(exc.node)
+
+    # fixed point (the reference and Lava share the quantiser)
+    found: list = []
+    fxp.quantise(program, input_scale=input_scale, collect=found)
+    for exc in found:
+        add(exc, "reference-fixed")
+    # Lava: op types, biases with no neuron to carry them, timing
+    for op in program.ops.values():
+        if not isinstance(op, LAVA_OP_TYPES):
+            add(UnsupportedError(op.name, "type", f"{op.nir_type} has no Lava lowering"), "lava-float")
+        why = bias_problem(program, op)
+        if why:
+            add(UnsupportedError(op.name, "bias", why), "lava-float")
+    found = []
+    sched = schedule(program, collect=found)
+    for exc in found:
+        add(exc, "lava-float")
+    report.lava_latency = sched.total_latency
+    for name, node in info.items():
+        if name not in program.ops:
+            continue
+        node.backends["reference-fixed"] = name not in bad["reference-fixed"]
+        node.backends["lava-float"] = name not in bad["lava-float"]
+        node.backends["lava-fixed"] = node.backends["lava-float"] and node.backends["reference-fixed"]

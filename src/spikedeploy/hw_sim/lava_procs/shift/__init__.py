@@ -1,0 +1,1 @@
+"""Per-element stream delay that also sums its incoming connections (see process.py)."""
