@@ -260,12 +260,20 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
     num_steps, n = next(iter(data.values())).shape[:2]
     b = build_network(program, data, precision, fixed, num_steps)
     lat = b.lat
+    aliases: dict[str, str] = {}      # op -> op whose sink already records the same port
+    by_port: dict[tuple, str] = {}
     for name in record:
-        if name in b.sinks or isinstance(program.ops[name], LinearOp):
+        op = program.ops[name]
+        if name in b.sinks or isinstance(op, (LinearOp, InputOp)):
+            continue   # inputs are recorded from the data itself (a sink costs a process)
+        key = (id(b.out_port[name]), lat[name])
+        if key in by_port:
+            aliases[name] = by_port[key]
             continue
-        sink = SinkBuffer(shape=(program.ops[name].size,), buffer=b.total_steps)
+        sink = SinkBuffer(shape=(op.size,), buffer=b.total_steps)
         b.out_port[name].connect(sink.a_in)
         b.sinks[name] = sink
+        by_port[key] = name
     runner = b.processes[0]
     cfg = Loihi2SimCfg(select_tag=PRECISION_TAGS[precision])
     try:
@@ -280,4 +288,11 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
         start = lat[name]
         aligned = windows[:, :, start:start + num_steps].transpose(2, 1, 0)
         records[name] = aligned.astype(np.int64 if precision == "fixed" else np.float64)
+    for name, target in aliases.items():
+        records[name] = records[target]
+    for name in record:
+        if isinstance(program.ops[name], InputOp):
+            x = data[name]
+            records[name] = (np.round(x * fixed.scales[name]).astype(np.int64)
+                             if precision == "fixed" else x.astype(np.float64))
     return records, b.sched.total_latency
