@@ -173,6 +173,11 @@ def _build_conv(b: _Build, op: ConvOp):
 
 
 def _build_neuron(b: _Build, op: NeuronOp):
+    gains = op.params.step_gain
+    if gains is not None and len(gains) < b.num_steps:
+        raise UnsupportedError(op.name, "spikedeploy.tsm_gain",
+                               f"TSM gains are defined for {len(gains)} time steps, the run has "
+                               f"{b.num_steps}", backend="lava")
     common = dict(shape=(op.size,), window=b.window, latency=b.lat[op.name],
                   num_steps=b.num_steps, name=op.name)
     if b.precision == "fixed":
@@ -181,7 +186,7 @@ def _build_neuron(b: _Build, op: NeuronOp):
             du=q.du, dv=q.dv, gain=1, bias_mant=q.bias_mant, bias_exp=q.bias_exp,
             input_bias=q.input_bias, vth=0 if q.vth is None else q.vth, v_reset=q.v_reset,
             v_init=q.v_init, spiking=q.spiking, subtract_reset=q.reset_mode == "subtract",
-            **common)
+            step_gain=q.step_gain, **common)
     else:
         p = op.params
         flat = lambda x: np.broadcast_to(np.asarray(x, np.float64), p.shape).reshape(-1)
@@ -189,7 +194,7 @@ def _build_neuron(b: _Build, op: NeuronOp):
             du=flat(p.du), dv=flat(p.dv), gain=flat(p.gain), bias_mant=flat(p.bias), bias_exp=0,
             input_bias=flat(p.input_bias), vth=flat(p.v_th) if p.spiking else 0.0,
             v_reset=flat(p.v_reset), v_init=flat(p.v_init), spiking=p.spiking,
-            subtract_reset=p.reset_mode == "subtract", **common)
+            subtract_reset=p.reset_mode == "subtract", step_gain=p.step_gain, **common)
     b.in_port[op.name] = proc.a_in
     b.out_port[op.name] = proc.s_out
     return proc

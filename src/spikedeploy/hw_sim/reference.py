@@ -117,9 +117,11 @@ class _NeuronFloat:
         self.p = _flat_params(op)
         self.u = np.zeros((n, op.size))
         self.v = np.broadcast_to(self.p.v_init, (n, op.size)).copy()
+        self.t = 0   # time step within the sample (TSM gains are per step)
 
     def step(self, a):
-        self.u, self.v, out = neuron_step(self.u, self.v, a, self.p)
+        self.u, self.v, out = neuron_step(self.u, self.v, a, self.p, self.t)
+        self.t += 1
         return out
 
 
@@ -128,9 +130,11 @@ class _NeuronFixed:
         self.p = fixed.params[op.name]
         self.u = np.zeros((n, op.size), np.int64)
         self.v = np.broadcast_to(self.p.v_init, (n, op.size)).astype(np.int64).copy()
+        self.t = 0
 
     def step(self, a):
-        self.u, self.v, out = fxp.neuron_step_fixed(self.u, self.v, a, self.p)
+        self.u, self.v, out = fxp.neuron_step_fixed(self.u, self.v, a, self.p, self.t)
+        self.t += 1
         return out
 
 

@@ -53,6 +53,7 @@ class FixedNeuron:
     input_bias: np.ndarray  # c, in activation units (before << 6)
     reset_mode: str
     scale: float            # sigma: integer units per float unit (before << 6)
+    step_gain: np.ndarray | None = None   # TSM p[t] as mantissas with TSM_BITS fraction bits
 
     @property
     def spiking(self) -> bool:
@@ -92,9 +93,19 @@ def wrap24(x: np.ndarray) -> np.ndarray:
     return np.where(w <= -UV_MAX, x + 2 * UV_MAX, w)
 
 
-def neuron_step_fixed(u, v, a, p: FixedNeuron):
-    """One integer step; u, v, a int64 arrays batched on axis 0."""
-    u = wrap24(decay(u, p.du + 1) + ((a + p.input_bias) << STATE_SHIFT))
+TSM_BITS = 12    # fraction bits of a TSM gain mantissa: p[t] = P[t] / 4096
+
+
+def neuron_step_fixed(u, v, a, p: FixedNeuron, t: int = 0):
+    """One integer step (time step t of the sample); u, v, a int64 arrays batched on axis 0.
+
+    A TSM gain scales the aligned activation: ((a + c) << 6) * P[t] >> 12
+    (floor), which is the identity for P[t] = 4096.
+    """
+    act = (a + p.input_bias) << STATE_SHIFT
+    if p.step_gain is not None:
+        act = (act * int(p.step_gain[t])) >> TSM_BITS
+    u = wrap24(decay(u, p.du + 1) + act)
     bias = np.where(p.bias_exp >= 0, p.bias_mant << np.maximum(p.bias_exp, 0),
                     p.bias_mant >> np.maximum(-p.bias_exp, 0))
     v = np.clip(decay(v, p.dv) + u + bias, -UV_MAX + 1, UV_MAX - 1)
@@ -338,4 +349,7 @@ def _quantise_neuron(program, op: NeuronOp, targets, pending, params, scale_of, 
                         v_reset=np.round(flat(p.v_reset) * v_unit).astype(np.int64),
                         v_init=np.round(flat(p.v_init) * v_unit).astype(np.int64),
                         input_bias=input_bias, reset_mode=p.reset_mode, scale=float(sigma))
+    if p.step_gain is not None:
+        fixed.step_gain = np.round(p.step_gain * (1 << TSM_BITS)).astype(np.int64)
+        err["tsm_gain"] = _rel_err(p.step_gain, fixed.step_gain / (1 << TSM_BITS))
     return fixed, err

@@ -6,13 +6,15 @@ primitive is mapped onto one generalised current-based neuron, whose update
 at step t (all quantities per neuron, ``a[t]`` the sum of the node's inputs)
 is::
 
-    u[t] = (1 - du) * u[t-1] + g * (a[t] + c)    # synaptic current
+    u[t] = (1 - du) * u[t-1] + g * p[t] * (a[t] + c)    # synaptic current
     v[t] = (1 - dv) * v[t-1] + u[t] + b          # membrane voltage
     z[t] = v[t] > v_th                           # spiking nodes only
     v[t] = v_reset where z[t]    (reset "zero", NIR's v_reset)
     v[t] = v[t] - v_th where z[t] (reset "subtract", metadata opt-in)
 
-where c is the bias of the Affine node(s) feeding the neuron (a bias is an
+where p[t] is the temporal-wise gain of time step t (TSM; 1 unless the node's
+metadata ``spikedeploy.tsm_gain`` gives one value per step), c is the bias
+of the Affine node(s) feeding the neuron (a bias is an
 input current: under CubaLIF it is filtered by the synapse like any input),
 with u[0] = 0 and v[0] = v_init (0 unless metadata says otherwise). A spiking
 node outputs z; a non-spiking node (LI, CubaLI, I) outputs v.
@@ -49,6 +51,7 @@ from ..errors import UnsupportedError
 # Metadata keys spikedeploy reads on neuron nodes (documented in the README).
 META_RESET_MODE = "spikedeploy.reset_mode"   # "zero" (default) or "subtract"
 META_V_INIT = "spikedeploy.v_init"           # initial membrane voltage per neuron
+META_TSM_GAIN = "spikedeploy.tsm_gain"       # per-time-step input gain p[t], shape (T,)
 
 NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I)
 
@@ -66,6 +69,7 @@ class NeuronParams:
     v_init: np.ndarray
     reset_mode: str = "zero"
     input_bias: np.ndarray | float = 0.0   # c: bias of the Affine nodes feeding it
+    step_gain: np.ndarray | None = None    # p[t] (TSM), one value per time step
 
     @property
     def spiking(self) -> bool:
@@ -98,11 +102,16 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
         raise UnsupportedError(name, META_RESET_MODE,
                                f"unknown reset mode {reset_mode!r} (zero|subtract)")
     v_init = _arr(meta.get(META_V_INIT, 0.0), shape)
+    step_gain = meta.get(META_TSM_GAIN)
+    if step_gain is not None:
+        step_gain = np.atleast_1d(_arr(step_gain)).reshape(-1)
+        if not np.all(np.isfinite(step_gain)):
+            raise UnsupportedError(name, META_TSM_GAIN, "per-step gains must be finite")
     return NeuronParams(
         du=_arr(du, shape), dv=_arr(dv, shape), gain=_arr(gain, shape),
         bias=_arr(bias, shape),
         v_th=None if v_th is None else _arr(v_th, shape),
-        v_reset=_arr(v_reset, shape), v_init=v_init, reset_mode=reset_mode)
+        v_reset=_arr(v_reset, shape), v_init=v_init, reset_mode=reset_mode, step_gain=step_gain)
 
 
 def _lif(name, n: nir.LIF, dt):
@@ -158,14 +167,26 @@ def neuron_params(name: str, node, dt: float) -> NeuronParams:
     return rule(name, node, dt)
 
 
-def neuron_step(u, v, a, p: NeuronParams):
-    """One floating-point step of the generalised neuron, batched on axis 0.
+def step_gain_at(p, t: int, name: str = ""):
+    """p[t] of a TSM neuron (None without TSM); steps beyond the gains are an error."""
+    if p.step_gain is None:
+        return None
+    if t >= len(p.step_gain):
+        raise UnsupportedError(name or "neuron", META_TSM_GAIN,
+                               f"TSM gains are defined for {len(p.step_gain)} time steps, "
+                               f"the run needs step {t + 1}")
+    return p.step_gain[t]
+
+
+def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
+    """One floating-point step (time step t of the sample), batched on axis 0.
 
     Returns (u, v, out) where out is the spikes (spiking) or v (non-spiking).
     The operation order is the one Lava's floating-point LIF model uses, so
     results agree bit for bit with the Lava lowering.
     """
-    u = u * (1 - p.du) + p.gain * (a + p.input_bias)
+    gain = p.gain if p.step_gain is None else p.gain * step_gain_at(p, t)
+    u = u * (1 - p.du) + gain * (a + p.input_bias)
     v = v * (1 - p.dv) + u + p.bias
     if not p.spiking:
         return u, v, v

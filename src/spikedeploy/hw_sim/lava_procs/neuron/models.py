@@ -23,18 +23,22 @@ class _Windowed(PyLoihiProcessModel):
     """Window bookkeeping shared by both precisions."""
 
     def _phase(self):
+        """(restart now?, active now?, time step within the sample)."""
         window, latency = int(self.window[0]), int(self.latency[0])
         p = (self.time_step - 1) % window
-        return p == latency, latency <= p < latency + int(self.num_steps[0])
+        return p == latency, latency <= p < latency + int(self.num_steps[0]), p - latency
+
+    def _gains(self, dtype):
+        return np.asarray(self.step_gain, dtype) if self.has_step_gain[0] else None
 
     def run_spk(self):
         a = self.a_in.recv()
-        restart, active = self._phase()
+        restart, active, t = self._phase()
         if restart:
             self.u[:] = 0
             self.v[:] = self.v_init
         if active:
-            out = self._update(a)
+            out = self._update(a, t)
         else:
             out = np.zeros(self.u.shape, dtype=self.u.dtype)
         self.s_out.send(out)
@@ -62,13 +66,16 @@ class PyWindowedNeuronFloat(_Windowed):
     window: np.ndarray = LavaPyType(np.ndarray, int)
     latency: np.ndarray = LavaPyType(np.ndarray, int)
     num_steps: np.ndarray = LavaPyType(np.ndarray, int)
+    has_step_gain: np.ndarray = LavaPyType(np.ndarray, int)
+    step_gain: np.ndarray = LavaPyType(np.ndarray, float)
 
-    def _update(self, a):
+    def _update(self, a, t):
         p = NeuronParams(du=self.du, dv=self.dv, gain=self.gain, bias=self.bias_mant,
                          v_th=self.vth if self.spiking[0] else None, v_reset=self.v_reset,
                          v_init=self.v_init, input_bias=self.input_bias,
-                         reset_mode="subtract" if self.subtract_reset[0] else "zero")
-        u, v, out = neuron_step(self.u, self.v, a, p)
+                         reset_mode="subtract" if self.subtract_reset[0] else "zero",
+                         step_gain=self._gains(np.float64))
+        u, v, out = neuron_step(self.u, self.v, a, p, t)
         self.u[:] = u
         self.v[:] = v
         return out
@@ -96,17 +103,20 @@ class PyWindowedNeuronBitAcc(_Windowed):
     window: np.ndarray = LavaPyType(np.ndarray, int)
     latency: np.ndarray = LavaPyType(np.ndarray, int)
     num_steps: np.ndarray = LavaPyType(np.ndarray, int)
+    has_step_gain: np.ndarray = LavaPyType(np.ndarray, int)
+    step_gain: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
-    def _update(self, a):
+    def _update(self, a, t):
         p = FixedNeuron(du=self.du.astype(np.int64), dv=self.dv.astype(np.int64),
                         bias_mant=self.bias_mant.astype(np.int64),
                         bias_exp=self.bias_exp.astype(np.int64),
                         vth=self.vth if self.spiking[0] else None,
                         v_reset=self.v_reset.astype(np.int64), v_init=self.v_init,
                         input_bias=self.input_bias.astype(np.int64),
-                        reset_mode="subtract" if self.subtract_reset[0] else "zero", scale=1.0)
+                        reset_mode="subtract" if self.subtract_reset[0] else "zero", scale=1.0,
+                        step_gain=self._gains(np.int64))
         u, v, out = neuron_step_fixed(self.u.astype(np.int64), self.v.astype(np.int64),
-                                      np.asarray(a, np.int64), p)
+                                      np.asarray(a, np.int64), p, t)
         self.u[:] = u
         self.v[:] = v
         return out.astype(np.int32)

@@ -13,6 +13,9 @@ bias, and runs many samples back to back in windows of ``window`` steps:
 * p == latency: state restarts (u = 0, v = v_init), then updates normally;
 * latency <= p < latency + num_steps: normal update;
 * later steps: nothing is emitted until the next window.
+
+``step_gain`` holds the TSM gain p[t] per time step of the sample
+(``has_step_gain`` = 0: no TSM, the gain is not applied at all).
 """
 import numpy as np
 
@@ -24,7 +27,7 @@ from lava.magma.core.process.variable import Var
 class WindowedNeuron(AbstractProcess):
     def __init__(self, *, shape, du, dv, gain, bias_mant, bias_exp, input_bias, vth,
                  v_reset, v_init, spiking, subtract_reset, window, latency, num_steps,
-                 name=None):
+                 step_gain=None, name=None):
         super().__init__(shape=shape, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
@@ -39,3 +42,6 @@ class WindowedNeuron(AbstractProcess):
         self.window = Var(shape=(1,), init=int(window))
         self.latency = Var(shape=(1,), init=int(latency))
         self.num_steps = Var(shape=(1,), init=int(num_steps))
+        self.has_step_gain = Var(shape=(1,), init=int(step_gain is not None))
+        gains = np.ones(num_steps) if step_gain is None else np.asarray(step_gain)[:num_steps]
+        self.step_gain = Var(shape=(num_steps,), init=gains)
