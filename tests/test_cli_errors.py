@@ -90,3 +90,19 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_threshold_scale_option_changes_spike_counts(capsys, tmp_path, nir_file, rng):
+    x = tmp_path / "x.npy"
+    np.save(x, (rng.random((8, 4, 64)) < 0.5).astype(np.float32))
+    counts = {}
+    for gamma in ("0.5", "1.0"):
+        out = tmp_path / f"out{gamma}.npz"
+        assert main(["simulate", str(nir_file), "--backend", "reference", "--input", str(x),
+                     "--threshold-scale", gamma, "--save", str(out)]) == 0
+        with np.load(out) as f:
+            counts[gamma] = f["layer/lif1"].sum()
+    assert counts["0.5"] > counts["1.0"]
+    assert "thresholds x 0.5" in capsys.readouterr().out
+    _fails_cleanly(capsys, ["simulate", str(nir_file), "--backend", "reference", "--input", str(x),
+                            "--threshold-scale", "-1"], "threshold scale")

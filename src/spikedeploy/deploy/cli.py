@@ -28,6 +28,8 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
     p.add_argument("--labels", default=None, help="labels for --input as .npy (N,)")
     p.add_argument("--steps", type=int, default=None, help="time steps T (default: the graph's)")
     p.add_argument("--seed", type=int, default=None, help="encoding seed (default: the graph's)")
+    p.add_argument("--threshold-scale", type=float, default=1.0, metavar="GAMMA",
+                   help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["reference", "lava"], default="reference",
                    help="simulator whose spikes are counted")
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
-    p.add_argument("--out", default=None, help="directory for report.json and report.csv")
+    p.add_argument("--out", default=".",
+                   help="directory for report.json, report.csv and report.html (default: .)")
+    p.add_argument("--profile", default="45nm",
+                   help="energy profile: a packaged name (45nm, 45nm-fp16, 45nm-int8, loihi) "
+                        "or a .toml/.json file (default 45nm)")
+    p.add_argument("--variant", choices=["nonzero", "all"], default="nonzero",
+                   help="synaptic ops over non-zero weights only (default) or all synapses")
+    p.add_argument("--memory", action="store_true",
+                   help="add the memory-access term (weight reads, neuron state); off by default")
 
     p = sub.add_parser("verify", help="compare snnTorch, the reference simulator and Lava")
     _add_graph_args(p)

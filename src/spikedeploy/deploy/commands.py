@@ -8,6 +8,7 @@ from pathlib import Path
 from ..fileio import write_text
 from ..hw_sim.compare import accuracy, compare_records
 from ..ir.load import META_READOUT, read_nir
+from ..ir.passes import scale_thresholds
 from ..ir.program import lower
 from .inputs import resolve_inputs
 from ..hw_sim.result import SimResult
@@ -21,7 +22,12 @@ def _say(*parts) -> None:
 
 def _load(args):
     graph = read_nir(args.graph)
-    return graph, lower(graph, dt=args.dt)
+    program = lower(graph, dt=args.dt)
+    gamma = getattr(args, "threshold_scale", 1.0)
+    if gamma != 1.0:
+        program = scale_thresholds(program, gamma)
+        _say(f"threshold guidance: thresholds x {gamma:g}")
+    return graph, program
 
 
 def _batch(args, program, default_samples=100):
@@ -56,7 +62,7 @@ def cmd_export(args) -> int:
 def cmd_simulate(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program)
-    _say(f"simulating on {args.backend} ({args.precision}): {batch.source}")
+    _say(f"simulating on {args.backend} ({args.precision}, dt={program.dt:g} s): {batch.source}")
     result = run_backend(graph, program, batch, args.backend, args.precision)
     if result.latency:
         _say(f"Lava pipeline latency: {result.latency} steps (outputs aligned)")
@@ -74,15 +80,16 @@ def cmd_simulate(args) -> int:
 def cmd_energy(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program)
+    from ..energy.model import check_memory, load_profile
     from ..energy.report import energy_report
+    profile = load_profile(args.profile)      # a bad profile fails before the run
+    check_memory(profile, args.memory)
     result = run_backend(graph, program, batch, args.backend, args.precision)
-    report = energy_report(result)
+    report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory)
     _say(report.to_table())
     if args.out:
-        out = Path(args.out)
-        report.to_json(out / "report.json")
-        report.to_csv(out / "report.csv")
-        _say(f"wrote {out / 'report.json'} and {out / 'report.csv'}")
+        paths = report.write(Path(args.out))
+        _say("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -147,6 +154,8 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
         acc = {name: accuracy(run.output(), labels, readout)
                for name, run in runs.items() if program.outputs[0] in run.records}
     return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
+            "dt": program.dt,
+            "threshold_scale": float(program.meta("spikedeploy.threshold_scale", 1.0)),
             "passed": passed, "max_disagreement": max_disagreement, "accuracy": acc,
             "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
 
