@@ -94,3 +94,20 @@ def _lava_worker_processes():
         if f"SPIKEDEPLOY_TEST_TAG={TAG}".encode() in env and state != "Z" and int(pid) != os.getpid():
             found.append(int(pid))
     return found
+
+
+def test_reference_records_voltages_on_request(rng):
+    graph = mlp_graph(rng, sizes=(20, 12, 5))
+    program = lower(graph)
+    x = (rng.random((6, 3, 20)) < 0.5).astype(float)
+    plain = simulate(program, x)
+    with_v = simulate(program, x, record_voltages=True)
+    assert plain.voltages == {}
+    assert set(with_v.voltages) == {"lif1", "lif2"}
+    v = with_v.voltages["lif1"]
+    assert v.shape == (6, 3, 12)
+    # after a spike the zero reset leaves v at 0; below threshold otherwise
+    spikes = with_v.records["lif1"].astype(bool)
+    assert np.all(v[spikes] == 0)
+    threshold = np.broadcast_to(graph.nodes["lif1"].v_threshold, v.shape)
+    assert np.all(v[~spikes] <= threshold[~spikes])

@@ -178,11 +178,14 @@ def _as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
 
 
 def simulate(program: Program, inputs, precision: str = "float",
-             fixed: fxp.FixedProgram | None = None, record: str = "all") -> SimResult:
+             fixed: fxp.FixedProgram | None = None, record: str = "all",
+             record_voltages: bool = False) -> SimResult:
     """Run a batch: ``inputs`` is (T, N, *input_shape) or a dict of them by input name.
 
     ``record``: "all" keeps every op's output per step (for energy and
-    verification); "outputs" keeps only the Output nodes.
+    verification); "outputs" keeps only the Output nodes. With
+    ``record_voltages`` every neuron's membrane voltage after its update
+    (after reset; integer units in fixed precision) goes to ``voltages``.
     """
     if precision not in RUNNERS:
         raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
@@ -202,6 +205,9 @@ def simulate(program: Program, inputs, precision: str = "float",
     records = {name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in keep}
     zero = {name: np.zeros((n, op.size), dtype) for name, op in program.ops.items()}
     prev = dict(zero)
+    neurons = [name for name, op in program.ops.items() if isinstance(op, NeuronOp)]
+    voltages = ({name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in neurons}
+                if record_voltages else {})
     for t in range(num_steps):
         cur: dict[str, np.ndarray] = {}
         for name, op in program.ops.items():
@@ -213,6 +219,8 @@ def simulate(program: Program, inputs, precision: str = "float",
             cur[name] = runners[name].step(x)
         for name in keep:
             records[name][t] = cur[name]
+        for name, v in voltages.items():
+            v[t] = runners[name].v
         prev = cur
     return SimResult(program, records, backend="reference", precision=precision,
-                     info={"fixed": fixed} if fixed is not None else {})
+                     info={"fixed": fixed} if fixed is not None else {}, voltages=voltages)

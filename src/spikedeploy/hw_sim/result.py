@@ -23,6 +23,7 @@ class SimResult:
     precision: str                    # "float" | "fixed"
     latency: int = 0                  # steps Lava's pipeline added (aligned away)
     info: dict = field(default_factory=dict)
+    voltages: dict[str, np.ndarray] = field(default_factory=dict)   # neuron -> (T, N, size) v
 
     def output(self, name: str | None = None) -> np.ndarray:
         """Output node's record reshaped to (T, N, *shape)."""
