@@ -57,23 +57,28 @@ class _LinearFloat:
 
 
 class _LinearFixed:
-    """Lava's bit-accurate synapses: integer mantissas, exponent shift, Conv's 24-bit wrap."""
+    """Lava's bit-accurate synapses: integer mantissas, exponent shift, Conv's 24-bit wrap.
+
+    The integer products are computed with float64 BLAS when every partial sum
+    is an integer below 2**52 (then exact), else with int64 arithmetic.
+    """
+
+    EXACT_LIMIT = float(2 ** 52)
 
     def __init__(self, op: LinearOp, n, fixed: fxp.FixedProgram):
         p: fxp.FixedDense = fixed.params[op.name]
         self.op, self.exp, self.wrap = op, p.weight_exp, p.wrap_bits
-        self.weight = p.weight.astype(np.int64)
-        if isinstance(op, DenseOp):
-            self.weight = np.ascontiguousarray(self.weight)
-        else:
-            self.matrix = op.matrix(self.weight)
+        weight = p.weight.astype(np.int64)
+        self.matrix = np.ascontiguousarray(weight) if isinstance(op, DenseOp) else op.matrix(weight)
+        self.matrix_f = self.matrix.astype(np.float64)
+        self.row_bound = float(abs(self.matrix).sum(axis=1).max()) if self.matrix.shape[0] else 0.0
 
     def step(self, x):
-        x = x.astype(np.int64)
-        if isinstance(self.op, DenseOp):
-            a = x @ self.weight.T
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        if peak * self.row_bound < self.EXACT_LIMIT:
+            a = np.rint(np.asarray((self.matrix_f @ x.astype(np.float64).T).T)).astype(np.int64)
         else:
-            a = np.asarray((self.matrix @ x.T).T).astype(np.int64)
+            a = np.asarray((self.matrix @ x.astype(np.int64).T).T).astype(np.int64)
         a = a << self.exp if self.exp > 0 else a >> -self.exp
         return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
 
