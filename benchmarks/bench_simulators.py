@@ -21,7 +21,7 @@ from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import DenseOp, NeuronOp, lower
+from spikedeploy.ir.program import LinearOp, lower
 
 DT = 1e-4
 
@@ -41,17 +41,48 @@ def mlp(rng, sizes=(64, 128, 10)):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"spikedeploy.dt": DT})
 
 
+def lif(shape, beta=0.9):
+    tau = np.full(shape, DT / (1 - beta))
+    return nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros(shape), v_threshold=np.ones(shape),
+                   v_reset=np.zeros(shape))
+
+
+def cnn(rng):
+    """Digits CNN: Conv(1->8,3,p1) -> LIF -> SumPool(2) -> Conv(8->16,3,p1) -> LIF -> Flatten -> Affine -> LIF."""
+    conv = lambda cin, cout, hw: nir.Conv2d(
+        input_shape=(hw, hw), weight=rng.normal(0, 1.5 / np.sqrt(9 * cin), (cout, cin, 3, 3)),
+        stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(cout))
+    nodes = {
+        "input": nir.Input(input_type=np.array([1, 8, 8])),
+        "conv1": conv(1, 8, 8), "lif1": lif((8, 8, 8)),
+        "pool1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                               padding=np.array([0, 0])),
+        "conv2": conv(8, 16, 4), "lif2": lif((16, 4, 4)),
+        "flat": nir.Flatten(input_type={"input": np.array([16, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(weight=rng.normal(0, 2 / np.sqrt(256), (10, 256)), bias=np.zeros(10)),
+        "lif3": lif((10,)), "output": nir.Output(output_type=np.array([10])),
+    }
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
+                        metadata={"spikedeploy.dt": DT})
+
+
 def bare_matmul_floor(program, x):
     """The same maths as plain numpy with no framework: the speed floor."""
-    dense = [op for op in program.ops.values() if isinstance(op, DenseOp)]
-    weights = [np.ascontiguousarray(op.weight.T) for op in dense]
+    linear = [op for op in program.ops.values() if isinstance(op, LinearOp)]
+    weights = [op.matrix().T.tocsr() if hasattr(op.matrix(), "tocsr") else
+               np.ascontiguousarray(op.matrix().T) for op in linear]
     n = x.shape[1]
     vs = [np.zeros((n, w.shape[1])) for w in weights]
     started = time.perf_counter()
     for t in range(x.shape[0]):
-        s = x[t]
+        s = x[t].reshape(n, -1)
         for i, w in enumerate(weights):
-            vs[i] = vs[i] * 0.9 + s @ w
+            a = np.asarray(s @ w) if not hasattr(w, "tocsr") else np.asarray((w.T @ s.T).T)
+            if linear[i].name.startswith("pool"):    # pooling feeds the next synapse directly
+                s = a
+                continue
+            vs[i] = vs[i] * 0.9 + a
             s = vs[i] > 1.0
             vs[i][s] = 0.0
             s = s.astype(np.float64)
@@ -60,8 +91,8 @@ def bare_matmul_floor(program, x):
 
 def bench(name, graph, steps, batch, lava_samples, rng):
     program = lower(graph)
-    size = program.ops[program.inputs[0]].size
-    x = (rng.random((steps, batch, size)) < 0.3).astype(np.float64)
+    shape = program.ops[program.inputs[0]].shape
+    x = (rng.random((steps, batch) + tuple(shape)) < 0.3).astype(np.float64)
     rows = []
     t0 = time.perf_counter()
     simulate(program, x, "float", record="outputs")
@@ -94,7 +125,8 @@ def main(argv=None):
     p.add_argument("--nir", default=None, help="benchmark this NIR graph instead of the MLP")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
-    graphs = {"digits MLP 64-128-10": mlp(rng)} if args.nir is None else {args.nir: read_nir(args.nir)}
+    graphs = ({"digits MLP 64-128-10": mlp(rng), "digits CNN (conv-pool-conv-fc)": cnn(rng)}
+              if args.nir is None else {args.nir: read_nir(args.nir)})
     for name, graph in graphs.items():
         bench(name, graph, args.steps, args.batch, args.lava_samples, rng)
     return 0

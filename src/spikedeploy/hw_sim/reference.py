@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
-from ..ir.program import (DelayOp, DenseOp, InputOp, LinearOp, NeuronOp, Op, OutputOp, Program,
+from ..ir.program import (ConvOp, DelayOp, ScaleOp, DenseOp, InputOp, LinearOp, NeuronOp, Op, OutputOp, Program,
                           ReshapeOp)
 from ..ir.semantics import neuron_step
 from .result import SimResult
@@ -44,16 +44,83 @@ class _InputFixed:
         return np.round(x * self.scale).astype(np.int64)
 
 
+DENSE_MATRIX_LIMIT = 1 << 22   # a conv's equivalent matrix up to 4M entries runs as dense BLAS
+
+
+def _batched_matrix(matrix):
+    """M^T for ``x @ M^T``: dense when small (BLAS beats sparse there), else sparse CSR."""
+    if hasattr(matrix, "toarray") and np.prod(matrix.shape) <= DENSE_MATRIX_LIMIT:
+        matrix = matrix.toarray()
+    return np.ascontiguousarray(matrix.T) if isinstance(matrix, np.ndarray) else matrix.T.tocsr()
+
+
 class _LinearFloat:
     """Dense, Scale, Conv (and pooling): y = M x (+ a bias no neuron could carry)."""
 
     def __init__(self, op: LinearOp, n, fixed=None):
         self.op = op
         self.bias = op.full_bias()
+        self.mt = None if isinstance(op, ScaleOp) else _batched_matrix(op.matrix())
 
     def step(self, x):
-        y = self.op.apply(x)
+        y = self.op.apply(x) if self.mt is None else np.asarray(x @ self.mt)
         return y if self.bias is None else y + self.bias
+
+
+class _Conv:
+    """Convolutions (and pooling) as im2col + batched matmul over the real taps only.
+
+    The equivalent matrix would multiply mostly zeros. In fixed precision the
+    integer mantissas and inputs give integer partial sums below 2**52
+    (checked), which float64 computes exactly in any order.
+    """
+
+    def __init__(self, op: ConvOp, n, fixed: fxp.FixedProgram | None = None):
+        self.op = op
+        p = None if fixed is None else fixed.params[op.name]
+        weight = np.asarray(op.weight if p is None else p.weight, np.float64)
+        cout, cin_g, kh, kw = weight.shape
+        g = op.groups
+        # (g, K, Cout/g): one GEMM per group over all samples and positions
+        self.kernel = np.ascontiguousarray(
+            weight.reshape(g, cout // g, cin_g * kh * kw).transpose(0, 2, 1))
+        self.gather = self._gather_index(op, cin_g, kh, kw).transpose(0, 2, 1).copy()  # (g, P, K)
+        self.bias = op.full_bias() if p is None else None
+        self.fixed = p
+        self.tap_bound = float(np.abs(weight).reshape(cout, -1).sum(axis=1).max())
+
+    @staticmethod
+    def _gather_index(op: ConvOp, cin_g, kh, kw):
+        """Flat input index of every (group, tap, output position); out of bounds -> zero slot."""
+        cin, h, w = op.in_shape
+        _, ho, wo = op.shape
+        ci, ky, kx, oy, ox = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw),
+                                         np.arange(ho), np.arange(wo), indexing="ij")
+        iy = oy * op.stride[0] - op.padding[0][0] + ky * op.dilation[0]
+        ix = ox * op.stride[1] - op.padding[1][0] + kx * op.dilation[1]
+        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        flat = np.where(ok, (ci * h + iy) * w + ix, cin * h * w)
+        return flat.reshape(op.groups, cin_g * kh * kw, ho * wo)
+
+    def step(self, x):
+        op = self.op
+        if self.fixed is not None and (float(np.abs(x).max(initial=0)) * self.tap_bound
+                                       >= _LinearFixed.EXACT_LIMIT):
+            raise SpikedeployError(f"node '{op.name}': integer activations exceed the exact "
+                                   "range of the fixed-point reference")
+        n = x.shape[0]
+        g, positions, taps = self.gather.shape
+        padded = np.concatenate([np.asarray(x, np.float64), np.zeros((n, 1))], axis=1)
+        patches = padded.T[self.gather]                          # (g, P, K, N)
+        patches = patches.transpose(0, 3, 1, 2).reshape(g, n * positions, taps)
+        y = np.matmul(patches, self.kernel)                      # (g, N*P, Cout/g)
+        y = y.reshape(g, n, positions, -1).transpose(1, 0, 3, 2).reshape(n, -1)   # C order
+        if self.fixed is None:
+            return y if self.bias is None else y + self.bias
+        a = np.rint(y).astype(np.int64)
+        p = self.fixed
+        a = a << p.weight_exp if p.weight_exp > 0 else a >> -p.weight_exp
+        return a if p.wrap_bits is None else fxp.wrap_signed(a, p.wrap_bits)
 
 
 class _LinearFixed:
@@ -70,13 +137,13 @@ class _LinearFixed:
         self.op, self.exp, self.wrap = op, p.weight_exp, p.wrap_bits
         weight = p.weight.astype(np.int64)
         self.matrix = np.ascontiguousarray(weight) if isinstance(op, DenseOp) else op.matrix(weight)
-        self.matrix_f = self.matrix.astype(np.float64)
+        self.mt_f = _batched_matrix(self.matrix.astype(np.float64))
         self.row_bound = float(abs(self.matrix).sum(axis=1).max()) if self.matrix.shape[0] else 0.0
 
     def step(self, x):
         peak = float(np.abs(x).max()) if x.size else 0.0
         if peak * self.row_bound < self.EXACT_LIMIT:
-            a = np.rint(np.asarray((self.matrix_f @ x.astype(np.float64).T).T)).astype(np.int64)
+            a = np.rint(np.asarray(x.astype(np.float64) @ self.mt_f)).astype(np.int64)
         else:
             a = np.asarray((self.matrix @ x.astype(np.int64).T).T).astype(np.int64)
         a = a << self.exp if self.exp > 0 else a >> -self.exp
@@ -147,9 +214,9 @@ class _NeuronFixed:
 # (Threshold is a NeuronOp, Conv/Scale/Dense are LinearOps: lookup follows the class hierarchy.)
 RUNNERS: dict[str, dict[type, Callable]] = {
     "float": {InputOp: _InputFloat, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              LinearOp: _LinearFloat, NeuronOp: _NeuronFloat, DelayOp: _Delay},
+              LinearOp: _LinearFloat, ConvOp: _Conv, NeuronOp: _NeuronFloat, DelayOp: _Delay},
     "fixed": {InputOp: _InputFixed, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              LinearOp: _LinearFixed, NeuronOp: _NeuronFixed, DelayOp: _Delay},
+              LinearOp: _LinearFixed, ConvOp: _Conv, NeuronOp: _NeuronFixed, DelayOp: _Delay},
 }
 
 
