@@ -1,9 +1,15 @@
 """Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
 
-JOB_DIR holds ``program.pkl`` (the lowered Program, pickled by the parent), ``job.json`` (precision, dt, input scale,
-records wanted) and ``inputs.npz``; the worker writes ``result.npz`` (or
-``error.txt`` with a one-line message). Lava runs here, never in the parent,
-so the parent can kill a hung run with its whole process group.
+JOB_DIR holds ``program.pkl`` (the Program the parent lowered), ``job.json``
+(precision, dt, input scale, records wanted) and ``inputs.npz``; the worker
+writes ``result.npz`` (or ``error.txt`` with a one-line message). Lava runs
+here, never in the parent, so the parent can kill a hung run with its whole
+process group.
+
+The pickle is inter-process transport only: the parent writes it into a
+private temporary directory it created (mode 0700) just before starting
+this worker. User files (NIR graphs, checkpoints, inputs) are never
+unpickled.
 """
 from __future__ import annotations
 
@@ -17,9 +23,10 @@ import numpy as np
 def main(job_dir: str) -> int:
     job_dir = Path(job_dir)
     try:
+        import pickle
+
         from ..errors import SpikedeployError
         from ..ir import fixed_point as fxp
-        import pickle
         from .lava_compiler import run_program
 
         job = json.loads((job_dir / "job.json").read_text())
