@@ -31,13 +31,21 @@ $(STAMP)/package: $(STAMP)/lava pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	touch $@
 
+# Test-only cross-check tools. sinabs pins nir<=1.0.4 and neurobench pulls
+# torchaudio/numba, so both go in without their dependencies (their real
+# needs are listed); torch, numpy and nir stay as installed above.
+$(STAMP)/crosscheck: $(STAMP)/package
+	$(PIP) install --quiet --no-deps neurobench==2.3.0 sinabs==3.1.3
+	$(PIP) install --quiet tqdm pbr nirtorch==2.6 matplotlib
+	touch $@
+
 demo: setup
 	$(VENV)/bin/spikedeploy demo
 
-test: setup
+test: setup $(STAMP)/crosscheck
 	$(PY) -m pytest -q
 
-test-quick: setup
+test-quick: setup $(STAMP)/crosscheck
 	$(PY) -m pytest -q -m "not lava"
 
 bench: setup

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import DT, lif_node, mlp_graph
-from spikedeploy.energy import (FANOUT, EnergyProfile, FanOut, count_operations, energy_report,
-                                load_profile)
+from spikedeploy.energy import (FANOUT, EnergyProfile, FanOut, available_profiles,
+                                count_operations, energy_report, load_profile,
+                                neurobench_activation_sparsity, neurobench_synops, sinabs_synops,
+                                syops_estimate)
 from spikedeploy.energy.report import pair_layers
 from spikedeploy.errors import SpikedeployError
 from spikedeploy.hw_sim.reference import simulate
@@ -388,3 +390,332 @@ def test_empty_run_is_refused(rng):
     result = fabricate(program, rng, T=0)
     with pytest.raises(SpikedeployError, match="no time steps"):
         energy_report(result)
+
+
+# -- bias additions, neuron updates, firing rates per step -----------------------------
+
+def brute_force_active(result, program, name):
+    """Active updates per step by loops: some input event reaches the neuron through a
+    non-zero weight, or the neuron has a non-zero bias."""
+    op = program.ops[name]
+    T, N = result.num_steps, result.num_samples
+    bias = np.broadcast_to(np.asarray(op.params.input_bias, float), (op.size,))
+    active = np.zeros(T, int)
+    for t in range(T):
+        for n in range(N):
+            for j in range(op.size):
+                hit = bias[j] != 0
+                for src in op.inputs:
+                    W = program.ops[src].weight
+                    x = result.records[program.ops[src].inputs[0]][t, n]
+                    hit = hit or any(x[i] != 0 and W[j, i] != 0 for i in range(W.shape[1]))
+                active[t] += hit
+    return active
+
+
+def test_bias_additions_and_active_neuron_updates(rng):
+    program = mlp_program(rng, sizes=(10, 8, 4))
+    lif1 = program.ops["lif1"]
+    lif1.params.input_bias = np.where(np.arange(8) < 3, 0.0, 0.2)   # 5 of 8 neurons biased
+    program.ops["lif2"].params.input_bias = 0.0                     # none
+    result = fabricate(program, rng, T=6, N=3, rate=0.15)
+    counts = count_operations(result)
+    c1, c2 = counts.neurons["lif1"], counts.neurons["lif2"]
+    assert (c1.biased_neurons, c2.biased_neurons) == (5, 0)
+    np.testing.assert_array_equal(c1.bias_adds, np.full(6, 5 * 3))
+    np.testing.assert_array_equal(c2.bias_adds, np.zeros(6))
+    for name in ("lif1", "lif2"):
+        c = counts.neurons[name]
+        np.testing.assert_array_equal(c.active, brute_force_active(result, program, name))
+        np.testing.assert_array_equal(c.active + c.inactive, np.full(6, c.neurons * 3))
+    assert 0 < c2.inactive.sum() and c2.active.sum() > 0
+    # per-step firing rates and activation sparsity
+    np.testing.assert_allclose(c1.firing_rate_per_step,
+                               result.records["lif1"].mean(axis=(1, 2)))
+    assert c1.activation_sparsity == pytest.approx(1 - result.records["lif1"].mean())
+    assert c1.raster.shape == (6, 8) and c1.raster.dtype == bool
+    np.testing.assert_array_equal(c1.raster, result.records["lif1"][:, 0, :] != 0)
+
+
+def test_a_bias_left_on_a_synaptic_op_is_counted_there():
+    W = np.array([[1.0, 0.0], [0.5, 2.0], [0.0, 0.0]])
+    ops = {"x": InputOp("x", (2,)),
+           "fc": DenseOp("fc", (3,), inputs=["x"], weight=W, bias=np.array([0.1, 0.0, 0.3]),
+                         in_shape=(2,), nir_type="Affine"),
+           "out": OutputOp("out", (3,), inputs=["fc"])}
+    program = Program(ops, ["x"], ["out"], DT, {})
+    x = np.zeros((4, 2, 2))
+    rep = energy_report(SimResult(program, {"x": x, "fc": np.zeros((4, 2, 3))}, "test", "float"))
+    c = rep.counts.synaptic["fc"]
+    np.testing.assert_array_equal(c.bias_adds, np.full(4, 2 * 2))   # 2 non-zero biases x N=2
+    assert rep.energy_breakdown_pj["bias"] == pytest.approx(4 * 2 * E_AC)
+    assert rep.ann_energy_breakdown_pj["bias"] == pytest.approx(4 * 2 * E_AC)
+
+
+def test_large_layers_raster_shows_a_bounded_evenly_spaced_subset(rng):
+    from spikedeploy.energy.counts import RASTER_MAX_NEURONS
+    program = lower(mlp_graph(rng, sizes=(4, 700, 3)))
+    result = fabricate(program, rng, T=3, N=2)
+    c = count_operations(result).neurons["lif1"]
+    assert c.raster.shape == (3, len(c.raster_index)) and len(c.raster_index) <= RASTER_MAX_NEURONS
+    assert c.raster_index[0] == 0 and c.raster_index[-1] == 699
+    np.testing.assert_array_equal(c.raster, result.records["lif1"][:, 0, c.raster_index] != 0)
+
+
+# -- profiles -----------------------------------------------------------------------------
+
+def test_packaged_profiles_cite_a_source_for_every_number():
+    assert {"45nm", "45nm-fp16", "45nm-int8", "loihi"} <= set(available_profiles())
+    for name in available_profiles():
+        p = load_profile(name)
+        prices = p.prices(memory=p.has_memory)
+        for key in prices:              # given numbers cite a source; absent ones say so
+            assert p.source(key) != "no source given", (name, key)
+            assert len(p.source(key)) > 20, (name, key)
+        for key in p.sources:
+            assert key in prices, (name, key)
+    fp32, int8, loihi = load_profile("45nm"), load_profile("45nm-int8"), load_profile("loihi")
+    assert (fp32.e_ac_pj, fp32.e_mac_pj) == (0.9, 4.6)
+    assert (int8.e_ac_pj, int8.e_mac_pj) == (0.03, pytest.approx(0.23))
+    assert (loihi.e_ac_pj, loihi.e_neuron_active_pj, loihi.e_neuron_inactive_pj,
+            loihi.e_spike_pj) == (23.6, 81.0, 52.0, 1.7)
+    assert "Davies" in loihi.sources["neuron_update_active"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[energy_pj]\nac = 0.9\n', "missing field 'mac' in [energy_pj]"),
+    ('[energy_pj]\nmac = 4.6\n', "missing field 'ac' in [energy_pj]"),
+    ('[energy_pj]\nac = "0.9"\nmac = 4.6\n', "field 'ac' in [energy_pj] must be a number"),
+    ('[energy_pj]\nac = 0.9\nmac = true\n', "field 'mac' in [energy_pj] must be a number"),
+    ('[energy_pj]\nac = 0.9\nmac = [4.6]\n', "field 'mac' in [energy_pj] must be a number"),
+    ('[energy_pj]\nac = 0.9\nmac = nan\n', "finite non-negative"),
+    ('[energy_pj]\nac = -0.9\nmac = 4.6\n', "finite non-negative"),
+    ('[energy_pj]\nac = 0.9\nmac = 4.6\nspike = "cheap"\n', "field 'spike' in [energy_pj]"),
+    ('[energy_pj]\nac = 0.9\nmak = 4.6\n', "unknown field 'mak' in [energy_pj]"),
+    ('[energy]\nac = 0.9\nmac = 4.6\n', "unknown field 'energy'"),
+    ('name = "x"\n', "needs an [energy_pj] table"),
+    ('[energy_pj]\nac = 1\nmac = 2\n[memory_pj]\nweight_read = 1\n', "missing field 'neuron_state'"),
+    ('[energy_pj]\nac = 1\nmac = 2\n[memory_pj]\nweight_read = "x"\nneuron_state = 1\n',
+     "field 'weight_read' in [memory_pj] must be a number"),
+    ('[energy_pj]\nac = 1\nmac = 2\n[sources]\nac = 3\n', "[sources] must map"),
+    ('[energy_pj\nac = 1\n', "not valid TOML"),
+])
+def test_a_bad_user_profile_is_rejected_with_a_clear_message(tmp_path, text, message):
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(SpikedeployError) as err:
+        load_profile(path)
+    assert message in str(err.value)
+    assert "mine" in str(err.value)            # names the profile / file
+
+
+def test_user_profiles_toml_and_json(tmp_path, rng):
+    toml = tmp_path / "chip.toml"
+    toml.write_text('name = "chip"\n[energy_pj]\nac = 2\nmac = 10\nneuron_update_active = 5\n'
+                    'neuron_update_inactive = 1\nspike = 0.5\nbias_add = 0\n'
+                    '[sources]\nac = "datasheet"\n')
+    js = tmp_path / "chip2.json"
+    js.write_text(json.dumps({"energy_pj": {"ac": 2, "mac": 10}}))
+    p = load_profile(toml)
+    assert (p.e_ac_pj, p.e_neuron_active_pj, p.bias_pj, p.has_memory) == (2.0, 5.0, 0.0, False)
+    assert p.source("ac") == "datasheet" and "no source" in p.source("mac")
+    q = load_profile(js)
+    assert q.name == "chip2" and q.bias_pj == 2.0 and "E_AC" in q.source("bias_add")
+    js.write_text("{not json")
+    with pytest.raises(SpikedeployError, match="not valid JSON"):
+        load_profile(js)
+    with pytest.raises(SpikedeployError, match="cannot read"):
+        load_profile(tmp_path / "absent.toml")
+
+
+def test_loihi_prices_neuron_updates_and_spikes(rng):
+    program = mlp_program(rng)
+    result = fabricate(program, rng, T=5, N=2)
+    rep = energy_report(result, profile="loihi")
+    counts = rep.counts
+    N = 2
+    act = sum(int(c.active.sum()) for c in counts.neurons.values())
+    inact = sum(int(c.inactive.sum()) for c in counts.neurons.values())
+    spikes = sum(int(c.spikes.sum()) for c in counts.neurons.values())
+    acs = sum(int(c.ops["nonzero"].sum()) for c in counts.synaptic.values())
+    br = rep.energy_breakdown_pj
+    assert br["synaptic"] == pytest.approx(acs * 23.6 / N)
+    assert br["neuron"] == pytest.approx((act * 81 + inact * 52) / N)
+    assert br["spike"] == pytest.approx(spikes * 1.7 / N)
+    assert br["bias"] == 0 and br["memory"] == 0
+    assert rep.total_energy_pj == pytest.approx(sum(br.values()))
+    row = rep.per_inference_rows()[0]
+    assert row["energy_pj"] == pytest.approx(sum(row[f"energy_{k}_pj"] for k in
+                                                 ("synaptic", "bias", "neuron", "spike", "memory")))
+
+
+def test_memory_term_is_off_by_default_and_labelled_when_on(rng, tmp_path):
+    program = mlp_program(rng)
+    result = fabricate(program, rng, T=5, N=2)
+    off = energy_report(result)
+    on = energy_report(result, memory=True)
+    assert off.energy_breakdown_pj["memory"] == 0 and not off.to_dict()["memory_term"]
+    counts = on.counts
+    ops = sum(int(c.ops["nonzero"].sum()) for c in counts.synaptic.values())
+    updates = sum(int(c.updates.sum()) for c in counts.neurons.values())
+    assert on.energy_breakdown_pj["memory"] == pytest.approx((ops * 10 + updates * 20) / 2)
+    assert on.total_energy_pj == pytest.approx(off.total_energy_pj
+                                               + on.energy_breakdown_pj["memory"])
+    assert on.ann_energy_breakdown_pj["memory"] == pytest.approx(on.ann_macs * 5 * 10)
+    assert "memory term off" in off.to_table() and "memory" in on.to_table()
+    assert on.to_dict()["memory_term"] and "weight_read" in on.to_dict()["profile"]["sources"]
+    nomem = tmp_path / "nomem.toml"
+    nomem.write_text("[energy_pj]\nac = 1\nmac = 2\n")
+    with pytest.raises(SpikedeployError, match="no \\[memory_pj\\] table"):
+        energy_report(result, profile=nomem, memory=True)
+
+
+# -- other tools' definitions on Dense networks ---------------------------------------------
+
+def test_neurobench_judges_ac_or_mac_per_step_and_counts_dense(rng):
+    program = mlp_program(rng, sizes=(12, 9, 5))
+    T, N = 6, 4
+    result = fabricate(program, rng, T=T, N=N)
+    x = result.records["input"]
+    x[2] = np.where(x[2] != 0, -1.0, 0.0)        # step 2: {-1, 0}: AC for NeuroBench
+    x[4, 1, 3] = 0.5                             # step 4: graded: MAC
+    counts = count_operations(result)
+    fc1 = counts.synaptic["fc1"]
+    assert fc1.kind == "MAC"                     # ours: the whole layer (non-binary values)
+    np.testing.assert_array_equal(fc1.step_binary, [True, True, True, True, False, True])
+    nb = neurobench_synops(counts)
+    eff1 = fc1.ops["nonzero"]
+    eff2 = counts.synaptic["fc2"].ops["nonzero"].sum()
+    assert nb["Effective_MACs"] == eff1[4] / N
+    assert nb["Effective_ACs"] == (eff1.sum() - eff1[4] + eff2) / N
+    assert nb["Dense"] == (12 * 9 + 9 * 5) * T
+    assert nb["per_layer"]["fc2"]["Effective_MACs"] == 0
+    spikes = result.records["lif1"].sum() + result.records["lif2"].sum()
+    assert neurobench_activation_sparsity(counts) == pytest.approx(1 - spikes / ((9 + 5) * T * N))
+    # sinabs: value-weighted over all synapses (the -1 inputs subtract)
+    sb = sinabs_synops(counts)
+    W1 = program.ops["fc1"].weight
+    assert sb["per_layer"]["fc1"] == pytest.approx((x * W1.shape[0]).sum() / N)
+    assert sb["per_layer"]["fc2"] == pytest.approx(result.records["lif1"].sum() * 5 / N)
+
+
+def test_syops_estimate_on_a_dense_network(rng):
+    program = mlp_program(rng, sizes=(12, 9, 5))
+    T, N = 6, 4
+    result = fabricate(program, rng, T=T, N=N, graded=("input",))
+    est = syops_estimate(count_operations(result), load_profile("45nm"))
+    fr2 = result.records["lif1"].mean()
+    assert est["per_layer"]["fc1"]["kind"] == "MAC" and est["per_layer"]["fc1"]["sop"] is None
+    assert est["per_layer"]["fc2"]["sop"] == pytest.approx(fr2 * T * 9 * 5)
+    assert est["energy_pj"] == pytest.approx(4.6 * 12 * 9 + 0.9 * fr2 * T * 9 * 5)
+
+
+# -- report: table, JSON, CSV, HTML, CLI -----------------------------------------------------
+
+def test_report_json_has_per_step_energy_and_other_tools(rng, tmp_path):
+    program = mlp_program(rng)
+    result = fabricate(program, rng, T=5, N=4)
+    rep = energy_report(result, variant="all")
+    data = rep.to_dict()
+    assert data["schema"].startswith("spikedeploy.energy/")
+    per_step = np.array(data["snn_energy_per_step_pj"])
+    assert per_step.shape == (5,) and per_step.sum() == pytest.approx(rep.total_energy_pj)
+    layer = data["layers"][0]
+    assert len(layer["energy_per_step_per_inference_pj"]["synaptic"]) == 5
+    assert layer["neuron"]["firing_rate_per_step"] == pytest.approx(
+        list(result.records["lif1"].mean(axis=(1, 2))))
+    assert set(data["other_tools"]) == {"neurobench", "sinabs", "syops"}
+    assert data["other_tools"]["neurobench"]["label"].startswith("NeuroBench")
+    for key in ("snn_energy", "ann_energy", "ann_energy_per_pass", "memory",
+                "tool_neurobench", "tool_sinabs", "tool_syops", "neuron_updates", "bias_adds"):
+        assert data["definitions"][key]
+    json.dumps(data)                              # plain JSON types only
+
+
+def test_html_report_is_self_contained_and_has_the_plots(rng, tmp_path):
+    import xml.etree.ElementTree as ET
+    from html.parser import HTMLParser
+
+    program = mlp_program(rng, sizes=(12, 9, 5))
+    result = fabricate(program, rng, T=6, N=3, graded=("input",))
+    rep = energy_report(result, profile="loihi", memory=True)
+    paths = rep.write(tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["report.csv", "report.html", "report.json"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    # nothing fetched: no scripts, stylesheets, images, fonts or URLs other than the SVG namespace
+    lowered = html.lower()
+    for bad in ("<script", "<link", "<img", "<iframe", "@import", "url("):
+        assert bad not in lowered, bad
+    assert lowered.replace('xmlns="http://www.w3.org/2000/svg"', "").count("http") == 0
+    svgs = [m for m in html.split("<svg")[1:]]
+    assert len(svgs) >= 6                         # ops, energy, firing rate, raster, per step, SNN/ANN
+    for s in svgs:
+        ET.fromstring("<svg" + s.split("</svg>")[0] + "</svg>")   # each plot is valid XML
+    for title in ("Operations per layer", "Energy per layer", "Firing rate per layer over time",
+                  "Spike raster of sample 0", "SNN vs ANN energy", "Energy per time step"):
+        assert title in html, title
+    for text in ("fc1 -&gt; lif1", "Davies", "NeuroBench", "sinabs", "fr x T x FLOPs",
+                 "memory-access term on"):
+        assert text in html, text
+
+    class Checker(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "br", "rect", "circle", "line", "polyline"):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if tag in ("rect", "circle", "line", "polyline"):
+                return
+            assert self.stack and self.stack.pop() == tag, tag
+
+    checker = Checker()
+    checker.feed(html)
+    assert checker.stack == []                    # tags balanced
+
+
+def test_cli_energy_writes_all_reports_with_options(rng, tmp_path, capsys):
+    from spikedeploy.deploy.cli import main
+    graph_path = tmp_path / "model.nir"
+    nir.write(graph_path, mlp_graph(rng, sizes=(8, 6, 3)))
+    x = tmp_path / "x.npy"
+    np.save(x, (rng.random((7, 4, 8)) < 0.4).astype(float))
+    out = tmp_path / "out"
+    code = main(["energy", str(graph_path), "--input", str(x), "--out", str(out),
+                 "--profile", "loihi", "--variant", "all", "--memory"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "profile loihi" in printed and "all synapses" in printed and "NeuroBench" in printed
+    assert sorted(os.listdir(out)) == ["report.csv", "report.html", "report.json"]
+    data = json.loads((out / "report.json").read_text())
+    assert data["variant"] == "all" and data["memory_term"] and data["profile"]["name"] == "loihi"
+    # a bad profile fails before anything runs or is written
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[energy_pj]\nac = 1\n")
+    out2 = tmp_path / "out2"
+    code = main(["energy", str(graph_path), "--input", str(x), "--out", str(out2),
+                 "--profile", str(bad)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith("spikedeploy: error:") and "'mac'" in err
+    assert len(err.splitlines()) == 1 and not out2.exists()
+
+
+def test_fixed_run_without_its_fixed_program_is_re_derived_from_the_input_scale(rng):
+    """A fixed-point run that carries no FixedProgram (Lava's) is re-quantised with
+    ``info["input_scale"]``; the counts then equal those of the run that carried it."""
+    from spikedeploy.ir import fixed_point as fxp
+    program = lower(mlp_graph(rng, sizes=(10, 8, 4)))
+    x = np.round(rng.uniform(0, 1.5, (6, 3, 10)) * 8) / 8          # graded, exact at scale 8
+    fixed = fxp.quantise(program, input_scale=8.0)
+    full = simulate(program, x, "fixed", fixed=fixed)
+    bare = SimResult(program, dict(full.records), "lava", "fixed", info={"input_scale": 8.0})
+    a, b = count_operations(full), count_operations(bare)
+    for name, c in a.synaptic.items():
+        assert c.kind == b.synaptic[name].kind
+        np.testing.assert_array_equal(c.value_ops, b.synaptic[name].value_ops)
+    # value-weighted ops in float units: input value x fan-out (8 outputs)
+    np.testing.assert_allclose(a.synaptic["fc1"].value_ops.sum(), x.sum() * 8)

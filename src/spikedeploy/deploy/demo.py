@@ -60,8 +60,7 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
 
     say("[5/5] energy report (spikes from the Lava float run) ...")
     report = energy_report(lava_float)
-    report.to_json(out / "report.json")
-    report.to_csv(out / "report.csv")
+    report.write(out)
     say(report.to_table())
 
     headline = {
@@ -79,7 +78,7 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     write_text(out / "summary.json", json.dumps(headline, indent=2) + "\n")
     say("")
     say(f"artifacts in {out}/: checkpoint/, model.nir, rasters_lava_float.npz, "
-        "rasters_lava_fixed.npz, report.json, report.csv, summary.json")
+        "rasters_lava_fixed.npz, report.json, report.csv, report.html, summary.json")
     say(f"snnTorch accuracy {headline['snntorch_accuracy']:.4f} | Lava float "
         f"{headline['lava_float_accuracy']:.4f} | Lava fixed {headline['lava_fixed_accuracy']:.4f}"
         f" ({headline['samples']} test samples)")

@@ -1,13 +1,17 @@
-"""Counting operations from recorded activity: events, synaptic ops, MACs, spikes.
+"""Counting operations from recorded activity: events, synaptic ops, MACs, updates, spikes.
 
-Definitions (per time step t, summed over the batch; per-inference values
-divide by the number of samples N):
+Everything here is counted exactly from a run's records (reference simulator
+or Lava: both record every non-synaptic op, so both give the same counts),
+per layer and per time step t, summed over the batch; per-inference values
+divide by the number of samples N. Definitions:
 
 * **Input** of a synaptic layer: each source op's record at step t, or at
   step t-1 for a recurrent source (zeros at t = 0). Sources are counted one by
   one, so a spike arriving from each of two sources is two events; the
   simulators feed the layer the sum of its sources, which for the usual single
-  source is the same thing.
+  source is the same thing. A source that is itself a synaptic op and was not
+  recorded (Lava does not record synapse outputs) is recomputed from its own
+  inputs exactly as the reference simulator computes it (float or fixed).
 * **Input events**: non-zero input elements.
 * **Operations** (per fan-out variant, see :mod:`.fanout`): the sum over
   input events of the element's fan-out. A layer is an **AC layer** when every
@@ -18,30 +22,51 @@ divide by the number of samples N):
   is what evaluating the layer densely at every step would cost.
   Binary-ness is judged per layer over the whole run, so a layer is
   entirely AC or entirely MAC. In fixed precision a recorded value is
-  divided by its op's integer scale before the test (scale 1 unless the
-  run's ``info["fixed"]`` says otherwise). NeuroBench also counts -1 as AC;
-  spikedeploy's neurons never emit -1, so only {0, 1} is accepted here.
-* **Neuron layers** (NeuronOp, ThresholdOp): neurons, output spikes
-  (non-zero outputs of a spiking population), firing rate =
-  spikes / (neurons x T x N). Non-spiking populations (LI, CubaLI, I) emit a
-  voltage: they have no spike count and no firing rate.
+  divided by its op's integer scale before the test (the run's
+  ``info["fixed"]`` FixedProgram, re-derived with ``info["input_scale"]``
+  when a fixed run carries none; scale 1 in floating point).
+* **Bias additions**, counted apart from synaptic operations: one addition
+  per neuron with a non-zero bias per time step (Affine/Conv biases are
+  folded into the neurons they feed, where they are added every step, as on
+  Loihi), plus, for a bias that could not be folded, one per output element
+  of its synaptic op per step.
+* **Neuron updates**: every neuron is updated at every step (Loihi's
+  synchronous time step), neurons x T x N in all. An update is **active** when
+  the neuron receives input at that step: at least one input event reaches
+  it through a non-zero weight (structural: positive and negative inputs that
+  cancel still count), or it has a non-zero bias; otherwise **inactive**
+  (its state only decays). Fan-in structure comes from the Program's float
+  weights.
+* **Output spikes**: non-zero outputs of a spiking population; **firing
+  rate** = spikes / (neurons x T x N), also per step; **activation
+  sparsity** = 1 - firing rate (NeuroBench's ActivationSparsity over all
+  spiking populations). Non-spiking populations (LI, CubaLI, I) emit a
+  voltage: no spike count, no firing rate.
+
+For comparison with other tools, each synaptic layer also keeps
+``value_ops`` (sum over inputs of value x fan-out over all synapses: sinabs'
+value-weighted synops) and ``step_binary`` (NeuroBench's per-forward-call
+AC/MAC test: every input value at that step in {-1, 0, 1}); see
+:mod:`.conventions`.
 
 Fan-outs come from the Program's float weights (zero weights are zero
 whatever the precision of the run).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import SpikedeployError
 from ..hw_sim.result import SimResult
-from ..ir.program import NeuronOp, Op, Program, ReshapeOp, ThresholdOp
-from .fanout import VARIANTS, fanout, is_synaptic
+from ..ir.program import LinearOp, NeuronOp, Op, Program, ReshapeOp, ThresholdOp
+from .fanout import VARIANTS, connectivity, fanout, is_synaptic, tool_layer
 
 NEURON_TYPES = (NeuronOp, ThresholdOp)
 BINARY_VALUES = (0.0, 1.0)
+NEUROBENCH_BINARY = (-1.0, 0.0, 1.0)
+RASTER_MAX_NEURONS = 256       # raster of one sample: at most this many neurons per layer
 
 
 def is_neuron_layer(op: Op) -> bool:
@@ -50,6 +75,10 @@ def is_neuron_layer(op: Op) -> bool:
 
 def _spiking(op: Op) -> bool:
     return isinstance(op, ThresholdOp) or (isinstance(op, NeuronOp) and op.params.spiking)
+
+
+def _zeros(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=np.int64)
 
 
 @dataclass
@@ -66,6 +95,22 @@ class SynapticCounts:
     events: np.ndarray            # non-zero inputs per step
     ops: dict[str, np.ndarray]    # variant -> sum of fan-out over events, per step
     num_samples: int
+    flops: int = 0                # MACs of one dense evaluation, padded taps included
+    value_ops: np.ndarray | None = None    # per step: sum of input value x fan-out (all)
+    step_binary: np.ndarray | None = None  # per step: all inputs in {-1, 0, 1}
+    bias_adds: np.ndarray | None = None    # per step: additions of a bias left on this op
+    tool_layer: bool = True       # a torch Linear/Conv (counted by NeuroBench and sinabs)
+
+    def __post_init__(self):
+        t = self.num_steps
+        if not self.flops:
+            self.flops = self.synapses
+        if self.value_ops is None:
+            self.value_ops = self.ops["all"].astype(np.float64)
+        if self.step_binary is None:
+            self.step_binary = np.full(t, self.binary)
+        if self.bias_adds is None:
+            self.bias_adds = _zeros(t)
 
     @property
     def kind(self) -> str:
@@ -90,10 +135,16 @@ class SynapticCounts:
         per_step = 0 if self.binary else self.synapses * self.num_samples
         return np.full(self.num_steps, per_step, dtype=np.int64)
 
+    @property
+    def input_rate(self) -> float:
+        """Fraction of non-zero input elements over all steps and samples (syops' fr)."""
+        slots = self.in_size * self.num_steps * self.num_samples
+        return float(self.events.sum() / slots) if slots else 0.0
+
 
 @dataclass
 class NeuronCounts:
-    """One neuron population. ``spikes`` is per step, total over the batch, or None."""
+    """One neuron population. Per-step arrays are totals over the batch, shape (T,)."""
 
     name: str
     op_type: str
@@ -101,10 +152,30 @@ class NeuronCounts:
     spikes: np.ndarray | None     # None: non-spiking population
     num_samples: int
     num_steps: int
+    active: np.ndarray | None = None      # active neuron updates per step
+    bias_adds: np.ndarray | None = None   # bias additions per step
+    biased_neurons: int = 0               # neurons with a non-zero bias
+    raster: np.ndarray | None = None      # (T, k) bool: spikes of sample 0, k neurons
+    raster_index: np.ndarray | None = None  # which neurons the raster shows
+
+    def __post_init__(self):
+        if self.active is None:
+            self.active = np.full(self.num_steps, self.neurons * self.num_samples, np.int64)
+        if self.bias_adds is None:
+            self.bias_adds = _zeros(self.num_steps)
 
     @property
     def spiking(self) -> bool:
         return self.spikes is not None
+
+    @property
+    def updates(self) -> np.ndarray:
+        """Neuron updates per step: every neuron, every step."""
+        return np.full(self.num_steps, self.neurons * self.num_samples, np.int64)
+
+    @property
+    def inactive(self) -> np.ndarray:
+        return self.updates - self.active
 
     @property
     def firing_rate(self) -> float | None:
@@ -113,6 +184,19 @@ class NeuronCounts:
             return None
         denom = self.neurons * self.num_steps * self.num_samples
         return float(self.spikes.sum() / denom) if denom else 0.0
+
+    @property
+    def firing_rate_per_step(self) -> np.ndarray | None:
+        if self.spikes is None:
+            return None
+        denom = self.neurons * self.num_samples
+        return self.spikes / denom if denom else np.zeros(self.num_steps)
+
+    @property
+    def activation_sparsity(self) -> float | None:
+        """1 - firing rate: the fraction of zero outputs (NeuroBench's definition)."""
+        rate = self.firing_rate
+        return None if rate is None else 1.0 - rate
 
 
 @dataclass
@@ -124,30 +208,114 @@ class OperationCounts:
     neurons: dict[str, NeuronCounts]
     num_steps: int
     num_samples: int
+    backend: str = ""
+    precision: str = ""
+    input_names: list = field(default_factory=list)
 
 
-def _record(result: SimResult, name: str) -> np.ndarray:
-    """The op's record; a Flatten without one reads through to its input."""
-    if name in result.records:
-        return result.records[name]
-    op = result.program.ops.get(name)
-    if isinstance(op, ReshapeOp) and len(op.inputs) == 1 and not op.recurrent:
-        return _record(result, op.inputs[0])
-    raise SpikedeployError(
-        f"no record for op '{name}': the energy report needs every op's output "
-        "(run the simulator with record='all')")
+class _Records:
+    """A run's records, with synapse outputs recomputed where the backend kept none."""
+
+    def __init__(self, result: SimResult):
+        self.result = result
+        self.program = result.program
+        self.cache: dict[str, np.ndarray] = {}
+        self._driven: dict[str, np.ndarray] = {}
+        self._fixed = None
+
+    def get(self, name: str) -> np.ndarray:
+        records = self.result.records
+        if name in records:
+            return records[name]
+        if name in self.cache:
+            return self.cache[name]
+        op = self.program.ops.get(name)
+        if isinstance(op, ReshapeOp) and len(op.inputs) == 1 and not op.recurrent:
+            return self.get(op.inputs[0])
+        if isinstance(op, LinearOp) and op.inputs:
+            self.cache[name] = self._recompute(op)
+            return self.cache[name]
+        raise SpikedeployError(
+            f"no record for op '{name}': the energy report needs every op's output "
+            "(run the simulator with record='all')")
+
+    def _recompute(self, op: LinearOp) -> np.ndarray:
+        """The op's output per step, computed as the reference simulator computes it
+        (its runner for the run's precision, on the sum of the op's inputs)."""
+        from ..hw_sim.reference import RUNNERS, runner_for
+        precision = self.result.precision
+        cls = runner_for(RUNNERS.get(precision, {}), op)
+        if cls is None:
+            raise SpikedeployError(
+                f"no record for synaptic op '{op.name}', which feeds another synaptic op, and "
+                f"no {precision} reference runner to recompute it")
+        t, n = self.result.num_steps, self.result.num_samples
+        runner = cls(op, n, self.fixed())
+        srcs = []
+        for src in op.inputs:
+            x = self.get(src)
+            srcs.append(_shifted(x) if src in op.recurrent else x)
+        out = None
+        for step in range(t):
+            xs = [x[step] for x in srcs]
+            y = runner.step(xs[0] if len(xs) == 1 else np.sum(xs, axis=0))
+            if out is None:
+                out = np.zeros((t, n, op.size), dtype=np.asarray(y).dtype)
+            out[step] = y
+        return out
+
+    def fixed(self):
+        """The run's FixedProgram (fixed precision): the run's own, or re-derived
+        (quantisation is deterministic; a Lava run's input scale from its info)."""
+        if self.result.precision != "fixed":
+            return None
+        if self._fixed is None:
+            self._fixed = self.result.info.get("fixed")
+            if self._fixed is None:
+                from ..ir import fixed_point as fxp
+                self._fixed = fxp.quantise(
+                    self.program, input_scale=float(self.result.info.get("input_scale", 1.0)))
+        return self._fixed
+
+    def scale(self, name: str) -> float:
+        fixed = self.fixed() if self.result.precision == "fixed" else self.result.info.get("fixed")
+        scales = getattr(fixed, "scales", None) or {}
+        scale = scales.get(name, 1.0)
+        return float(scale) if scale else 1.0
+
+    def driven(self, name: str) -> np.ndarray:
+        """(T, N, size) bool: where op ``name``'s output receives input through a
+        non-zero weight (a synaptic op) or is non-zero (any other op)."""
+        if name in self._driven:
+            return self._driven[name]
+        op = self.program.ops[name]
+        if is_synaptic(op):
+            m = connectivity(op)
+            t, n = self.result.num_steps, self.result.num_samples
+            hit = np.zeros((t, n, op.size), dtype=bool)
+            for src in op.inputs:
+                x = self.driven(src)
+                if src in op.recurrent:
+                    x = _shifted(x)
+                if m is None:       # no matrix form: any input event reaches every output
+                    hit |= x.reshape(t, n, -1).any(axis=2, keepdims=True)
+                else:
+                    flat = x.reshape(t * n, -1).astype(np.float64)
+                    hit |= (np.asarray((m @ flat.T).T) > 0).reshape(t, n, op.size)
+            out = hit
+        elif isinstance(op, ReshapeOp) and name not in self.result.records \
+                and len(op.inputs) == 1 and not op.recurrent:
+            out = self.driven(op.inputs[0])
+        else:
+            out = self.get(name) != 0
+        self._driven[name] = out
+        return out
 
 
-def _scale(result: SimResult, name: str) -> float:
-    scales = getattr(result.info.get("fixed"), "scales", None) or {}
-    scale = scales.get(name, 1.0)
-    return float(scale) if scale else 1.0
-
-
-def _is_binary(x: np.ndarray, scale: float) -> bool:
+def _is_binary(x: np.ndarray, scale: float, values=BINARY_VALUES) -> bool:
     if scale != 1.0:
         x = x / scale
-    return bool(np.all((x == BINARY_VALUES[0]) | (x == BINARY_VALUES[1])))
+    return bool(np.isin(x, values).all())
 
 
 def _shifted(x: np.ndarray) -> np.ndarray:
@@ -157,56 +325,94 @@ def _shifted(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def count_synaptic(result: SimResult, op: Op) -> SynapticCounts:
+def count_synaptic(result: SimResult, op: Op, records: _Records | None = None) -> SynapticCounts:
+    records = records or _Records(result)
     fan = fanout(op)
     num_steps, n = result.num_steps, result.num_samples
     fans = np.stack([fan.variant(v) for v in VARIANTS], axis=1).astype(np.float64)
+    fan_all = fan.all.astype(np.float64)
     events = np.zeros(num_steps, dtype=np.int64)
     ops = np.zeros((num_steps, len(VARIANTS)), dtype=np.float64)
+    value_ops = np.zeros(num_steps, dtype=np.float64)
+    step_binary = np.ones(num_steps, dtype=bool)
     binary = True
     for src in op.inputs:
-        x = _record(result, src)
+        x = records.get(src)
         if x.shape != (num_steps, n, fan.in_size):
             raise SpikedeployError(
                 f"op '{op.name}': input '{src}' was recorded with shape {x.shape}, "
                 f"expected {(num_steps, n, fan.in_size)}")
         if src in op.recurrent:
             x = _shifted(x)
-        binary = binary and _is_binary(x, _scale(result, src))
+        scale = records.scale(src)
+        binary = binary and _is_binary(x, scale)
         for t in range(num_steps):          # one step at a time bounds the memory
-            mask = x[t] != 0
+            xt = x[t] if scale == 1.0 else x[t] / scale
+            mask = xt != 0
             events[t] += np.count_nonzero(mask)
             # counts are integers well below 2**53: a float matmul is exact
             ops[t] += (mask.astype(np.float64) @ fans).sum(axis=0)
+            value_ops[t] += float((xt.astype(np.float64) @ fan_all).sum())
+            step_binary[t] &= _is_binary(xt, 1.0, NEUROBENCH_BINARY)
     ops = np.rint(ops).astype(np.int64)
+    bias = op.full_bias() if isinstance(op, LinearOp) else None
+    bias_adds = _zeros(num_steps) + (0 if bias is None else int(np.count_nonzero(bias)) * n)
     return SynapticCounts(
         name=op.name, op_type=op.nir_type or type(op).__name__, in_size=fan.in_size,
         out_size=op.size, synapses=fan.synapses, synapses_nonzero=fan.synapses_nonzero,
         binary=binary, events=events, ops={v: ops[:, i] for i, v in enumerate(VARIANTS)},
-        num_samples=n)
+        num_samples=n, flops=fan.dense_flops, value_ops=value_ops, step_binary=step_binary,
+        bias_adds=bias_adds, tool_layer=tool_layer(op))
 
 
-def count_neurons(result: SimResult, op: Op) -> NeuronCounts:
+def _raster_index(size: int) -> np.ndarray:
+    if size <= RASTER_MAX_NEURONS:
+        return np.arange(size)
+    return np.unique(np.linspace(0, size - 1, RASTER_MAX_NEURONS).round().astype(np.int64))
+
+
+def count_neurons(result: SimResult, op: Op, records: _Records | None = None) -> NeuronCounts:
+    records = records or _Records(result)
     num_steps, n = result.num_steps, result.num_samples
-    spikes = None
+    spikes = raster = index = None
     if _spiking(op):
-        x = _record(result, op.name)
+        x = records.get(op.name)
         spikes = np.count_nonzero(x.reshape(num_steps, -1), axis=1).astype(np.int64)
+        index = _raster_index(op.size)
+        raster = x[:, 0, :][:, index] != 0
+    bias = np.zeros(op.size)
+    if isinstance(op, NeuronOp):
+        b = np.asarray(op.params.input_bias, np.float64)
+        bias = b.reshape(-1) if b.size == op.size else np.broadcast_to(b.reshape(()), (op.size,))
+    biased = bias != 0
+    active = np.zeros((num_steps, n, op.size), dtype=bool)
+    for src in op.inputs:
+        d = records.driven(src)
+        if src in op.recurrent:
+            d = _shifted(d)
+        active |= d.reshape(num_steps, n, op.size)
+    active |= biased
+    n_biased = int(np.count_nonzero(biased))
     return NeuronCounts(name=op.name, op_type=op.nir_type or type(op).__name__,
-                        neurons=op.size, spikes=spikes, num_samples=n, num_steps=num_steps)
+                        neurons=op.size, spikes=spikes, num_samples=n, num_steps=num_steps,
+                        active=active.reshape(num_steps, -1).sum(axis=1).astype(np.int64),
+                        bias_adds=np.full(num_steps, n_biased * n, np.int64),
+                        biased_neurons=n_biased, raster=raster, raster_index=index)
 
 
 def count_operations(result: SimResult) -> OperationCounts:
-    """Count events, operations and spikes of every layer of a run."""
+    """Count events, operations, updates and spikes of every layer of a run."""
     if not result.records:
         raise SpikedeployError("the run recorded nothing")
     if result.num_steps == 0 or result.num_samples == 0:
         raise SpikedeployError("the run has no time steps or no samples: nothing to count")
+    records = _Records(result)
     synaptic, neurons = {}, {}
     for op in result.program.ops.values():
         if is_synaptic(op):
-            synaptic[op.name] = count_synaptic(result, op)
+            synaptic[op.name] = count_synaptic(result, op, records)
         elif is_neuron_layer(op):
-            neurons[op.name] = count_neurons(result, op)
-    return OperationCounts(result.program, synaptic, neurons,
-                           result.num_steps, result.num_samples)
+            neurons[op.name] = count_neurons(result, op, records)
+    return OperationCounts(result.program, synaptic, neurons, result.num_steps,
+                           result.num_samples, backend=result.backend,
+                           precision=result.precision, input_names=list(result.program.inputs))

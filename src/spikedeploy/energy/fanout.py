@@ -1,17 +1,26 @@
-"""Real fan-out of every input element of a synaptic layer.
+"""Real fan-out of every input element of a synaptic layer, computed from its weights.
 
-A synaptic layer is an op that multiplies its input by weights (Dense now;
-Conv and Pool later). For each element i of its flat input, the *fan-out* is
-the number of synapses that element drives, in two variants:
+A synaptic layer is an op that multiplies its input by weights: Dense
+(NIR Affine/Linear), Conv (NIR Conv2d, with padding, stride, dilation and
+groups), pooling (NIR SumPool2d/AvgPool2d, a fixed depthwise convolution)
+and Scale (a diagonal synapse). For each element i of its flat input, the
+*fan-out* is the number of synapses that element drives, in two variants:
 
 * ``"nonzero"``: synapses whose weight is non-zero (NeuroBench's
   SynapticOperations skip zero weights);
-* ``"all"``: every synapse, zero weights included (sinabs' count; for a
-  convolution, only taps that land inside the output map, never padding).
+* ``"all"``: every synapse, zero weights included (sinabs' count). For a
+  convolution only taps that land inside the output map count: an input
+  pixel near the border drives fewer outputs, and padding is never a synapse.
+
+Besides the fan-outs, each layer has ``flops``: the multiply-accumulates of
+one dense evaluation *as the FLOP counters of the literature count them*
+(syops, Spikformer, the Spiking Diffusion Models paper): for a convolution
+C_out x H_out x W_out x C_in/groups x kH x kW, padded taps included, so it
+exceeds the number of synapses on small maps; for Dense in x out.
 
 ``FANOUT`` maps an op type to a function ``op -> FanOut``; supporting a new
-synaptic layer type is one entry there. Everything else in
-:mod:`spikedeploy.energy` works from these arrays.
+synaptic layer type is one entry there (``tests/test_energy.py`` checks every
+entry against a brute-force loop over the op's own matrix).
 """
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..ir.program import DenseOp, Op
+from ..ir.program import ConvOp, DenseOp, LinearOp, Op, ScaleOp
 
 VARIANTS = ("nonzero", "all")
 VARIANT_LABELS = {"nonzero": "non-zero weights", "all": "all synapses"}
@@ -28,10 +37,15 @@ VARIANT_LABELS = {"nonzero": "non-zero weights", "all": "all synapses"}
 
 @dataclass(frozen=True)
 class FanOut:
-    """Per-input-element fan-out, both variants, int64 arrays of shape (in_size,)."""
+    """Per-input-element fan-out, both variants, int64 arrays of shape (in_size,).
+
+    ``flops``: MACs of one dense evaluation, padded taps included (None: the
+    number of synapses, which is exact for layers without padding).
+    """
 
     nonzero: np.ndarray
     all: np.ndarray
+    flops: int | None = None
 
     def __post_init__(self):
         if self.nonzero.shape != self.all.shape or self.nonzero.ndim != 1:
@@ -61,16 +75,73 @@ class FanOut:
     def synapses_nonzero(self) -> int:
         return int(self.nonzero.sum())
 
+    @property
+    def dense_flops(self) -> int:
+        """MACs of one dense evaluation, literature convention (padded taps included)."""
+        return self.synapses if self.flops is None else int(self.flops)
+
 
 def _dense_fanout(op: DenseOp) -> FanOut:
     w = np.asarray(op.weight)
     return FanOut(nonzero=np.count_nonzero(w, axis=0).astype(np.int64),
-                  all=np.full(w.shape[1], w.shape[0], dtype=np.int64))
+                  all=np.full(w.shape[1], w.shape[0], dtype=np.int64),
+                  flops=int(w.size))
+
+
+def _scale_fanout(op: ScaleOp) -> FanOut:
+    s = np.asarray(op.scale).reshape(-1)
+    return FanOut(nonzero=(s != 0).astype(np.int64), all=np.ones(s.size, np.int64),
+                  flops=int(s.size))
+
+
+def _tap_hits(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
+    """A[k, i] = 1 where kernel tap k of some output position reads input position i.
+
+    For a given tap k and input position i there is at most one output
+    position o with o * stride - pad + k * dil == i, so the count is 0 or 1.
+    """
+    hits = np.zeros((k, size_in), np.int64)
+    o = np.arange(size_out)
+    for kk in range(k):
+        i = o * stride - pad + kk * dil
+        i = i[(i >= 0) & (i < size_in)]
+        hits[kk, i] = 1
+    return hits
+
+
+def _conv_fanout(op: ConvOp) -> FanOut:
+    """Exact per-pixel fan-out of a 2-D convolution (borders, stride, dilation, groups).
+
+    fanout[c, y, x] = sum over the output channels co of c's group and the taps
+    (ky, kx) of [tap used] x A_y[ky, y] x A_x[kx, x]; A_* say whether that tap
+    of some in-bounds output position lands on (y, x). Separable, so no
+    (C_out x taps x H x W) intermediate is built.
+    """
+    w = np.asarray(op.weight)
+    cout, cin_g, kh, kw = w.shape
+    cin, h, wd = (int(s) for s in op.in_shape)
+    _, ho, wo = (int(s) for s in op.shape)
+    groups = int(op.groups)
+    g_out = cout // groups
+    ay = _tap_hits(h, ho, kh, op.stride[0], op.padding[0][0], op.dilation[0])
+    ax = _tap_hits(wd, wo, kw, op.stride[1], op.padding[1][0], op.dilation[1])
+
+    def per_channel(kernel_used: np.ndarray) -> np.ndarray:
+        # (cout, cin_g, kh, kw) -> per input channel: sum over the group's outputs
+        k = kernel_used.reshape(groups, g_out, cin_g, kh, kw).sum(axis=1)
+        k = k.reshape(cin, kh, kw)                      # input channel = g * cin_g + ci
+        return np.einsum("cyx,yi,xj->cij", k, ay, ax).reshape(-1).astype(np.int64)
+
+    flops = cout * ho * wo * cin_g * kh * kw
+    return FanOut(nonzero=per_channel((w != 0).astype(np.int64)),
+                  all=per_channel(np.ones(w.shape, np.int64)), flops=int(flops))
 
 
 # Registry: synaptic op type -> its per-input-element fan-out. One entry per type.
 FANOUT: dict[type, Callable[[Op], FanOut]] = {
     DenseOp: _dense_fanout,
+    ConvOp: _conv_fanout,     # Conv2d, and SumPool2d/AvgPool2d (ConvOp.pool = "sum"|"avg")
+    ScaleOp: _scale_fanout,
 }
 
 
@@ -85,3 +156,31 @@ def fanout(op: Op) -> FanOut:
     except KeyError:
         raise TypeError(f"op '{op.name}' ({type(op).__name__}) is not a synaptic layer") from None
     return rule(op)
+
+
+def layer_weights(op: Op) -> np.ndarray | None:
+    """The weights that define a linear op's matrix (Dense/Conv weight, Scale factors)."""
+    for attr in ("weight", "scale"):
+        value = getattr(op, attr, None)
+        if value is not None:
+            return np.asarray(value)
+    return None
+
+
+def connectivity(op: Op):
+    """Sparse (out_size, in_size) matrix with 1 where a non-zero weight connects in -> out.
+
+    None for a synaptic op type that is not a :class:`LinearOp` (no matrix form).
+    """
+    weights = layer_weights(op)
+    if not isinstance(op, LinearOp) or weights is None:
+        return None
+    from scipy import sparse
+    m = op.matrix((weights != 0).astype(np.float64))
+    return sparse.csr_matrix(m)
+
+
+def tool_layer(op: Op) -> bool:
+    """Whether NeuroBench and sinabs count the layer: torch Linear and Conv only
+    (pooling and Scale are not connection layers for them)."""
+    return isinstance(op, DenseOp) or (isinstance(op, ConvOp) and not op.pool)

@@ -64,7 +64,7 @@ def simulate_lava(graph: nir.NIRGraph, inputs, precision: str = "float", dt: flo
             records = {name: f[name] for name in f.files if name != "__latency__"}
             latency = int(f["__latency__"])
     return SimResult(program, records, backend="lava", precision=precision, latency=latency,
-                     info={"seconds": elapsed})
+                     info={"seconds": elapsed, "input_scale": input_scale})
 
 
 def _run_worker(job: Path, timeout: float) -> None:
