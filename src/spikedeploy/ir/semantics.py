@@ -167,6 +167,14 @@ def neuron_params(name: str, node, dt: float) -> NeuronParams:
     return rule(name, node, dt)
 
 
+def _all_equal(x, value) -> bool:
+    return bool(np.all(np.asarray(x) == value))
+
+
+def _any_nonzero(x) -> bool:
+    return bool(np.any(np.asarray(x) != 0))
+
+
 def step_gain_at(p, t: int, name: str = ""):
     """p[t] of a TSM neuron (None without TSM); steps beyond the gains are an error."""
     if p.step_gain is None:
@@ -185,9 +193,17 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
     The operation order is the one Lava's floating-point LIF model uses, so
     results agree bit for bit with the Lava lowering.
     """
+    # Terms that are exactly 1 or 0 for every neuron are skipped: x * 1, x + 0
+    # and u * 0 + x give x exactly, so results are unchanged (only faster).
+    if _any_nonzero(p.input_bias):
+        a = a + p.input_bias
     gain = p.gain if p.step_gain is None else p.gain * step_gain_at(p, t)
-    u = u * (1 - p.du) + gain * (a + p.input_bias)
-    v = v * (1 - p.dv) + u + p.bias
+    if not _all_equal(gain, 1.0):
+        a = gain * a
+    u = a if _all_equal(p.du, 1.0) else u * (1 - p.du) + a
+    v = v * (1 - p.dv) + u
+    if _any_nonzero(p.bias):
+        v = v + p.bias
     if not p.spiking:
         return u, v, v
     z = v > p.v_th
