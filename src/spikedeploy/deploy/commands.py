@@ -13,7 +13,6 @@ from ..ir.program import lower
 from .inputs import resolve_inputs
 from ..hw_sim.result import SimResult
 from .runs import layer_names, run_backend, save_records, spike_counts
-from .stages import checkpoint_records
 
 
 def _say(*parts) -> None:
@@ -107,6 +106,7 @@ def cmd_verify(args) -> int:
     if not args.no_lava:
         runs["lava"] = run_backend(graph, program, batch, "lava", args.precision)
     if args.checkpoint:
+        from .stages import checkpoint_records   # imports torch: only when asked
         records = checkpoint_records(args.checkpoint, batch.x)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
