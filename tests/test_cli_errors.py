@@ -106,3 +106,13 @@ def test_threshold_scale_option_changes_spike_counts(capsys, tmp_path, nir_file,
     assert "thresholds x 0.5" in capsys.readouterr().out
     _fails_cleanly(capsys, ["simulate", str(nir_file), "--backend", "reference", "--input", str(x),
                             "--threshold-scale", "-1"], "threshold scale")
+
+
+def test_fixed_simulate_reports_quantisation_error_per_layer(capsys, tmp_path, nir_file, rng):
+    x = tmp_path / "x.npy"
+    np.save(x, (rng.random((5, 2, 64)) < 0.5).astype(np.float32))
+    assert main(["simulate", str(nir_file), "--backend", "reference", "--precision", "fixed",
+                 "--input", str(x)]) == 0
+    out = capsys.readouterr().out
+    assert "quantisation error per layer" in out
+    assert "lif1: weight[fc1]" in out and "lif2: weight[fc2]" in out

@@ -111,3 +111,19 @@ def test_reference_records_voltages_on_request(rng):
     assert np.all(v[spikes] == 0)
     threshold = np.broadcast_to(graph.nodes["lif1"].v_threshold, v.shape)
     assert np.all(v[~spikes] <= threshold[~spikes])
+
+
+def test_failed_lava_run_leaves_nothing_behind(rng, monkeypatch):
+    """An error raised inside the Lava worker: one-line error, no processes, no shm left."""
+    from spikedeploy.errors import SpikedeployError
+    from spikedeploy.ir.semantics import META_TSM_GAIN
+    monkeypatch.setenv("SPIKEDEPLOY_TEST_TAG", TAG)
+    graph = mlp_graph(rng)
+    graph.nodes["lif1"].metadata = {META_TSM_GAIN: np.ones(3)}   # gains for 3 steps, run has 8
+    x = (rng.random((8, 2, 20)) < 0.3).astype(float)
+    before = set(os.listdir("/dev/shm"))
+    with pytest.raises(SpikedeployError, match="tsm_gain") as info:
+        simulate_lava(graph, x)
+    assert "\n" not in str(info.value)
+    assert _lava_worker_processes() == []
+    assert set(os.listdir("/dev/shm")) - before == set()

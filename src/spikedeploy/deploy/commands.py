@@ -63,6 +63,10 @@ def cmd_simulate(args) -> int:
     batch = _batch(args, program)
     _say(f"simulating on {args.backend} ({args.precision}, dt={program.dt:g} s): {batch.source}")
     result = run_backend(graph, program, batch, args.backend, args.precision)
+    if args.precision == "fixed":
+        _say("quantisation error per layer (weights, thresholds, gains: relative RMS; du, dv: largest absolute):")
+        for line in quantisation_lines(program, batch.input_scale):
+            _say(line)
     if result.latency:
         _say(f"Lava pipeline latency: {result.latency} steps (outputs aligned)")
     for name, count in spike_counts(result).items():
@@ -74,6 +78,14 @@ def cmd_simulate(args) -> int:
         save_records(args.save, result)
         _say(f"saved spikes to {args.save}")
     return 0
+
+
+def quantisation_lines(program, input_scale: float) -> list[str]:
+    """The fixed-point error of every quantised layer (the same quantisation Lava runs)."""
+    from ..ir import fixed_point as fxp
+    errors = fxp.quantise(program, input_scale).errors
+    return [f"  {layer:>16}: " + ", ".join(f"{field} {value:.2e}" for field, value in fields.items())
+            for layer, fields in errors.items()]
 
 
 def cmd_energy(args) -> int:
