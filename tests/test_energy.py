@@ -719,3 +719,25 @@ def test_fixed_run_without_its_fixed_program_is_re_derived_from_the_input_scale(
         np.testing.assert_array_equal(c.value_ops, b.synaptic[name].value_ops)
     # value-weighted ops in float units: input value x fan-out (8 outputs)
     np.testing.assert_allclose(a.synaptic["fc1"].value_ops.sum(), x.sum() * 8)
+
+
+def test_report_records_dt_and_threshold_scale():
+    import nir as _nir
+    from spikedeploy.hw_sim.reference import simulate as _simulate
+    from spikedeploy.ir.passes import scale_thresholds
+    from spikedeploy.ir.program import lower as _lower
+    from spikedeploy.energy import energy_report as _energy_report
+    rng = np.random.default_rng(3)
+    tau = np.full(4, 1e-3)
+    graph = _nir.NIRGraph(nodes={
+        "input": _nir.Input(input_type=np.array([3])),
+        "fc": _nir.Linear(weight=rng.normal(0, 1, (4, 3))),
+        "lif": _nir.LIF(tau=tau, r=tau / 2e-4, v_leak=np.zeros(4), v_threshold=np.ones(4),
+                        v_reset=np.zeros(4)),
+        "output": _nir.Output(output_type=np.array([4]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={})
+    program = scale_thresholds(_lower(graph, dt=2e-4), 0.9)
+    report = _energy_report(_simulate(program, (rng.random((5, 2, 3)) < 0.5).astype(float)))
+    d = report.to_dict()
+    assert d["dt"] == 2e-4 and d["threshold_scale"] == 0.9
+    assert "dt=0.0002 s" in report.to_table() and "thresholds x 0.9" in report.to_table()

@@ -334,7 +334,10 @@ class EnergyReport:
         nb, sn, sy = conv["neurobench"], conv["sinabs"], conv["syops"]
         sparsity = nb["ActivationSparsity"]
         lines = [
-            f"Energy per inference (mean over {self.num_samples} samples x {self.num_steps} steps; "
+            f"Energy per inference (mean over {self.num_samples} samples x {self.num_steps} steps "
+            f"of dt={self.counts.program.dt:g} s"
+            + (f", thresholds x {g:g}" if (g := float(self.counts.program.meta(
+                "spikedeploy.threshold_scale", 1.0))) != 1.0 else "") + "; "
             f"{self.backend or '?'} {self.precision or ''} run; fan-out: "
             f"{VARIANT_LABELS[self.variant]}; profile {p.name}: E_AC {p.e_ac_pj:g} pJ, "
             f"E_MAC {p.e_mac_pj:g} pJ)",
@@ -376,6 +379,8 @@ class EnergyReport:
             "schema": SCHEMA,
             "backend": self.backend, "precision": self.precision,
             "num_samples": n, "num_steps": self.num_steps,
+            "dt": self.counts.program.dt,
+            "threshold_scale": float(self.counts.program.meta("spikedeploy.threshold_scale", 1.0)),
             "variant": self.variant, "variant_label": VARIANT_LABELS[self.variant],
             "memory_term": self.memory,
             "profile": self.profile.to_dict(),
