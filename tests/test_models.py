@@ -120,13 +120,10 @@ def test_training_is_deterministic(tiny_run):
         assert torch.equal(a, b)
 
 
-def test_default_training_reaches_90_percent_quickly(default_run):
-    print(f"default training: accuracy {default_run.test_accuracy:.4f} in {default_run.seconds:.1f} s "
-          f"({default_run.cpu_seconds:.1f} s CPU)")
+def test_default_training_reaches_90_percent(default_run):
+    # Training time is measured (config, demo output), never asserted: speed lives in benchmarks/.
     assert default_run.config.num_steps == 25 and default_run.config.encoding == "rate"
     assert default_run.test_accuracy >= 0.90
-    # CPU time, not wall time: other jobs on the machine must not fail this test
-    assert default_run.cpu_seconds < 60
 
 
 # --- checkpoints ---------------------------------------------------------------

@@ -13,6 +13,22 @@ import sys
 from ..errors import SpikedeployError
 
 
+# spikedeploy.models.recipes.RECIPES by name (kept here so that parsing imports no torch;
+# tests/test_mechanisms_cli.py checks that both list the same models).
+TRAIN_MODELS = {
+    "mlp": "the reference snnTorch MLP (Leaky, spike-count readout)",
+    "sdm-cnn": "SDM residual IF CNN with TSM gains",
+    "imp-lts": "IMP-SNN MLP (learned initial voltages), LTS loss",
+    "imp-tets": "IMP-SNN MLP (learned initial voltages), TET-S loss",
+    "fastsnn": "Fast-SNN: quantised ReLU MLP (or --onnx FILE) converted to IF neurons",
+    "sdm-denoiser": "SDM-style spiking denoiser (epsilon prediction on noisy digits)",
+    "ugo-gelu": "STA universal group operator for GELU, as IF neurons",
+    "ugo-exp": "the same for exp",
+    "ugo-recip": "the same for 1/x",
+    "ugo-rsqrt": "the same for 1/sqrt(x)",
+}
+
+
 def _add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", help="NIR file (.nir)")
     p.add_argument("--dt", type=float, default=None,
@@ -39,18 +55,47 @@ def build_parser() -> argparse.ArgumentParser:
                     "verify equivalence and report energy.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train an snnTorch model on the 8x8 digits")
+    p = sub.add_parser(
+        "train", help="train a spiking model (digits, or synthetic data for UGOs)",
+        description="Train a model and write its checkpoint. Models: " + "; ".join(
+            f"{name}: {summary}" for name, summary in TRAIN_MODELS.items()) + ".")
     p.add_argument("-o", "--out", default="spikedeploy_out/checkpoint",
                    help="checkpoint directory to write")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--steps", type=int, default=25, help="time steps T")
-    p.add_argument("--encoding", choices=["rate", "direct"], default="rate")
+    p.add_argument("--model", choices=list(TRAIN_MODELS), default="mlp",
+                   help="what to train (default mlp, the reference MLP)")
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden neurons (mlp 128, imp 128, fastsnn 64, ugo 32)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="time steps T (mlp 25, sdm-cnn/imp 4, ugo 32; fastsnn: 2^bits - 1)")
+    p.add_argument("--encoding", choices=["rate", "direct"], default=None,
+                   help="mlp only: input encoding (default rate; the others use direct input)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-subset", type=int, default=None, metavar="N",
+                   help="train on the first N training samples only (quick runs)")
+    p.add_argument("--bits", type=int, default=None,
+                   help="fastsnn: activation bits b (T = 2^b - 1; default 3)")
+    p.add_argument("--onnx", default=None, metavar="FILE",
+                   help="fastsnn: read the ReLU network from this ONNX file instead of training it")
+    p.add_argument("--qat-epochs", type=int, default=None,
+                   help="fastsnn: quantisation-aware fine-tuning epochs (default 4)")
+    p.add_argument("--channels", type=int, default=None, help="sdm-cnn, sdm-denoiser: channels (default 8)")
+    p.add_argument("--blocks", type=int, default=None,
+                   help="sdm-cnn, sdm-denoiser: pre-spike residual blocks (default 2)")
+    p.add_argument("--no-tsm", dest="tsm", action="store_const", const=False, default=None,
+                   help="sdm-cnn, sdm-denoiser: no temporal-wise gains (TSM)")
+    p.add_argument("--tsm-epochs", type=int, default=None,
+                   help="sdm-cnn, sdm-denoiser: epochs fine-tuning the TSM gains (default 2)")
+    p.add_argument("--fit-steps", type=int, default=None,
+                   help="ugo-*: optimiser steps fitting the ReLU MLP (default 2000)")
 
     p = sub.add_parser("export", help="export a checkpoint to a NIR graph")
     p.add_argument("checkpoint", help="checkpoint directory written by 'train'")
     p.add_argument("-o", "--out", required=True, help="NIR file to write")
+    p.add_argument("--threshold-scale", type=float, default=1.0, metavar="GAMMA",
+                   help="threshold guidance baked into the graph: thresholds x GAMMA")
+    p.add_argument("--strict-nir", action="store_true",
+                   help="initial voltages as plain NIR nodes instead of spikedeploy metadata")
 
     p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
     _add_graph_args(p)
@@ -90,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_args(p)
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("sweep", help="threshold guidance: accuracy and energy per threshold scale")
+    _add_graph_args(p)
+    _add_data_args(p)
+    p.add_argument("--gammas", default="0.8,0.9,1.0,1.1,1.2",
+                   help="comma-separated threshold scales (default 0.8,0.9,1.0,1.1,1.2)")
+    p.add_argument("--targets", default=None,
+                   help="regression targets (.npy, N x output shape), e.g. a denoiser's noise")
+    p.add_argument("--backend", choices=["reference", "lava"], default="reference")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--profile", default="45nm", help="energy profile (as for 'energy')")
+    p.add_argument("--json", default=None, help="also write the rows as JSON")
 
     p = sub.add_parser("demo", help="train -> export -> Lava float/fixed -> energy on digits")
     p.add_argument("--out", default="spikedeploy_out", help="output folder")

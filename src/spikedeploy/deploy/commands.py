@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import SpikedeployError
 from ..fileio import write_text
 from ..hw_sim.compare import accuracy, compare_records
 from ..ir.load import META_READOUT, read_nir
@@ -39,19 +40,19 @@ def _readout(program) -> str:
 
 
 def cmd_train(args) -> int:
-    from .stages import train_and_save
+    from .stages import train_and_save, train_options
     started = time.perf_counter()
-    result = train_and_save(args.out, hidden=args.hidden, num_steps=args.steps,
-                            encoding=args.encoding, epochs=args.epochs, seed=args.seed,
-                            progress=_say)
-    _say(f"checkpoint: {args.out}  test accuracy {result['test_accuracy']:.3f}  "
-         f"({time.perf_counter() - started:.1f} s)")
+    result = train_and_save(args.out, progress=_say, **train_options(args))
+    accuracy_text = ("" if result.get("test_accuracy") is None
+                     else f"  test accuracy {result['test_accuracy']:.3f}")
+    _say(f"checkpoint: {args.out}{accuracy_text}  ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
 def cmd_export(args) -> int:
     from ..export.to_nir import export_checkpoint, write_nir
-    graph = export_checkpoint(args.checkpoint)
+    graph = export_checkpoint(args.checkpoint, threshold_scale=args.threshold_scale,
+                              strict_nir=args.strict_nir)
     write_nir(graph, args.out)
     program = lower(read_nir(args.out))   # proves the written file reads back and lowers
     _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s")
@@ -119,7 +120,9 @@ def cmd_verify(args) -> int:
         runs["lava"] = run_backend(graph, program, batch, "lava", args.precision)
     if args.checkpoint:
         from .stages import checkpoint_records   # imports torch: only when asked
-        records = checkpoint_records(args.checkpoint, batch.x)
+        records = checkpoint_records(
+            args.checkpoint, batch.x,
+            threshold_scale=float(program.meta("spikedeploy.threshold_scale", 1.0)))
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
     report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)
@@ -185,6 +188,41 @@ def format_verify(report: dict) -> str:
         lines.append(f"  accuracy {name:>10}: {value:.4f}")
     lines.append("PASSED" if report["passed"] else "FAILED")
     return "\n".join(lines)
+
+
+def cmd_sweep(args) -> int:
+    from .stages import threshold_sweep
+    graph, program = _load(args)
+    batch = _batch(args, program)
+    try:
+        gammas = [float(g) for g in args.gammas.split(",") if g.strip()]
+    except ValueError:
+        raise SpikedeployError(f"--gammas must be comma-separated numbers, got {args.gammas!r}")
+    if not gammas:
+        raise SpikedeployError("--gammas names no threshold scale")
+    targets = None
+    if args.targets:
+        from .inputs import load_npy
+        targets = load_npy(args.targets, "targets")
+        if targets.shape[0] != batch.x.shape[1]:
+            raise SpikedeployError(f"{args.targets}: {targets.shape[0]} targets for "
+                                   f"{batch.x.shape[1]} samples")
+    rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
+                           precision=args.precision, profile=args.profile, targets=targets)
+    _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source})")
+    _say(f"{'gamma':>8} {'accuracy':>9} {'mse':>10} {'spikes':>10} {'energy nJ':>10} {'SNN/ANN':>8}")
+    for r in rows:
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        mse = f"{r['mse']:.4g}" if "mse" in r else "-"
+        _say(f"{r['threshold_scale']:>8.3g} {acc:>9} {mse:>10} {r['spikes']:>10} "
+             f"{r['energy_per_inference_pJ'] / 1e3:>10.2f} "
+             f"{r['energy_per_inference_pJ'] / r['ann_energy_per_inference_pJ']:>8.4f}")
+    if args.json:
+        write_text(args.json, json.dumps(
+            {"dt": program.dt, "backend": args.backend, "precision": args.precision,
+             "rows": rows}, indent=2) + "\n")
+        _say(f"wrote {args.json}")
+    return 0
 
 
 def cmd_demo(args) -> int:

@@ -58,7 +58,7 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
                       f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
 
 
-def _load_npy(path: str, what: str) -> np.ndarray:
+def load_npy(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise SpikedeployError(f"{path}: no such file")
@@ -69,7 +69,7 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 
 def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> InputBatch:
-    x = _load_npy(input_path, "input")
+    x = load_npy(input_path, "input")
     op = program.ops[program.inputs[0]]
     if x.ndim < 3 or int(np.prod(x.shape[2:])) != op.size:
         raise SpikedeployError(
@@ -79,7 +79,7 @@ def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> 
     x = x.astype(np.float64)
     labels = None
     if labels_path is not None:
-        labels = _load_npy(labels_path, "labels").reshape(-1)
+        labels = load_npy(labels_path, "labels").reshape(-1)
         if labels.shape[0] != x.shape[1]:
             raise SpikedeployError(
                 f"{labels_path}: {labels.shape[0]} labels for {x.shape[1]} samples")

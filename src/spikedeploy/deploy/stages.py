@@ -1,29 +1,142 @@
-"""The deploy layer's calls into the model stage: training to a checkpoint, snnTorch runs."""
+"""The deploy layer's calls into the model stage: training to a checkpoint, snnTorch runs,
+and the threshold-guidance sweep."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from ..models import TrainConfig, load_checkpoint, run_snntorch, save_checkpoint, train, training_config
+from ..errors import SpikedeployError
+from ..fileio import write_atomically
+from ..models import load_checkpoint, run_snntorch, save_checkpoint
+
+# train sub-parser attribute -> recipe keyword (spikedeploy.models.recipes.train_recipe)
+TRAIN_OPTIONS = {"hidden": "hidden", "steps": "num_steps", "encoding": "encoding",
+                 "epochs": "epochs", "seed": "seed", "bits": "bits", "onnx": "onnx_path",
+                 "channels": "channels", "blocks": "blocks", "tsm": "tsm",
+                 "tsm_epochs": "tsm_epochs", "qat_epochs": "qat_epochs",
+                 "train_subset": "train_subset", "fit_steps": "fit_steps"}
 
 
-def train_and_save(out, hidden: int = 128, num_steps: int = 25, encoding: str = "rate",
-                   epochs: int | None = None, seed: int = 0, progress=print) -> dict:
-    """Train the digits MLP and write its checkpoint; returns the checkpoint's config."""
-    config = TrainConfig(hidden=hidden, num_steps=num_steps, encoding=encoding, seed=seed,
-                         **({} if epochs is None else {"epochs": epochs}))
-    progress(f"hidden={config.hidden}, T={config.num_steps}, {config.encoding} encoding, "
-             f"{config.epochs} epochs, seed {config.seed}")
-    result = train(config)
-    cfg = training_config(result)
-    save_checkpoint(Path(out), result.model, cfg)
-    progress(f"trained in {result.seconds:.1f} s; losses per epoch "
-             + ", ".join(f"{loss:.3f}" for loss in result.epoch_losses))
+def train_options(args) -> dict:
+    """``train_and_save`` keywords from the ``train`` sub-command's parsed arguments."""
+    options = {"model": getattr(args, "model", None) or "mlp"}
+    for attr, key in TRAIN_OPTIONS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def train_and_save(out, hidden: int | None = None, num_steps: int | None = None,
+                   encoding: str | None = None, epochs: int | None = None, seed: int = 0,
+                   progress=print, model: str = "mlp", **options) -> dict:
+    """Train model ``model`` (a recipe of :mod:`spikedeploy.models.recipes`) and write its
+    checkpoint; returns the checkpoint's config. Options left None take the recipe's
+    defaults; an option the recipe does not take is an error. Arrays a recipe adds
+    (e.g. a UGO's ``inputs``) are written beside it as ``<name>.npy``."""
+    from ..models.recipes import RECIPES, train_recipe
+    if model not in RECIPES:
+        raise SpikedeployError(f"unknown model {model!r} (known: {', '.join(RECIPES)})")
+    given = dict(hidden=hidden, num_steps=num_steps, encoding=encoding, epochs=epochs, seed=seed,
+                 **options)
+    shown = ", ".join(f"{k}={v}" for k, v in given.items() if v is not None)
+    progress(f"model {model}: {RECIPES[model].summary}" + (f" ({shown})" if shown else ""))
+    trained = train_recipe(model, **given)
+    cfg = trained.config
+    directory = Path(out)
+    save_checkpoint(directory, trained.model, cfg)
+    for name, array in trained.arrays.items():
+        def write(tmp, array=array):
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(array))
+        write_atomically(directory / f"{name}.npy", write)
+    _report(cfg, progress)
     return cfg
 
 
-def checkpoint_records(checkpoint, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Spikes of every layer of the checkpoint's snnTorch model (float64), flat per sample."""
-    spikes = run_snntorch(load_checkpoint(checkpoint).model, x)
+def _report(cfg: dict, progress) -> None:
+    training = cfg.get("training", {})
+    seconds = training.get("seconds")
+    losses = training.get("epoch_losses") or training.get("ann_epoch_losses") or []
+    if seconds is not None:
+        progress(f"trained in {seconds:.1f} s" + ("; losses per epoch " + ", ".join(
+            f"{loss:.3f}" for loss in losses) if losses else ""))
+    for key, label in (("tsm_epoch_losses", "TSM fine-tune losses"),
+                       ("qat_epoch_losses", "quantisation-aware fine-tune losses")):
+        if training.get(key):
+            progress(f"{label}: " + ", ".join(f"{loss:.3f}" for loss in training[key]))
+    if "ann_test_accuracy" in cfg:
+        progress(f"ANN accuracy {cfg['ann_test_accuracy']:.4f}, quantised ({cfg['bits']} bits) "
+                 f"{cfg['quantized_test_accuracy']:.4f}, converted SNN (T={cfg['num_steps']}) "
+                 f"{cfg['test_accuracy']:.4f}")
+        for row in cfg.get("count_check", []):
+            c = row["vs_ann"]
+            progress(f"  {row['layer']}: spike counts = quantised activations for {c['equal']} of "
+                     f"{row['pairs']} (sample, neuron) pairs; {c['ties']} exact ties excluded, "
+                     f"{c['unequal']} differ")
+    if "error_vs_steps" in cfg:
+        progress(f"UGO {cfg['function']} on {cfg['domain']}: approximation error vs T")
+        for row in cfg["error_vs_steps"]:
+            progress(f"  T={row['steps']:>4}: max |SNN - f| {row['max_abs_error']:.4f}, mean "
+                     f"{row['mean_abs_error']:.4f}, max |SNN - ANN| {row['max_abs_error_vs_ann']:.4f}"
+                     f" (ANN max |ANN - f| {row['ann_max_abs_error']:.4f})")
+    if "test_metrics" in cfg:
+        m = cfg["test_metrics"]
+        progress(f"denoiser (alpha_bar {cfg['alpha_bar']}): eps MSE {m['eps_mse']:.4f}; denoised "
+                 f"image MSE {m['x0_mse']:.4f} (noisy image {m['noisy_x0_mse']:.4f})")
+    if "test_accuracy" in cfg:
+        progress(f"snnTorch test accuracy {cfg['test_accuracy']:.4f} (readout "
+                 f"{cfg.get('readout', 'spike_count')})")
+
+
+def checkpoint_records(checkpoint, x: np.ndarray, threshold_scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Spikes of every layer of the checkpoint's snnTorch model (float64), flat per sample.
+
+    ``threshold_scale``: threshold guidance, applied to the snnTorch model as
+    ``--threshold-scale`` applies it to the graph."""
+    model = load_checkpoint(checkpoint).model
+    if threshold_scale != 1.0:
+        from ..models.neurons import scale_thresholds
+        model = scale_thresholds(model, threshold_scale)
+    spikes = run_snntorch(model, x)
     return {name: s.reshape(s.shape[0], s.shape[1], -1) for name, s in spikes.items()}
+
+
+def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
+                    precision: str = "float", profile: str = "45nm",
+                    targets: np.ndarray | None = None) -> list[dict]:
+    """Threshold guidance (SDM): accuracy, spikes and energy for each threshold scale gamma.
+
+    ``batch``: an :class:`~spikedeploy.deploy.inputs.InputBatch`. Each row:
+    gamma, accuracy (None without labels), total spikes, energy per inference
+    (pJ) and the ANN's, from ``spikedeploy.energy``; with ``targets`` (N,
+    *output_shape), also ``mse``: the mean squared error of the graph's readout
+    (mean or last step of the output) against them (e.g. a denoiser's eps).
+    """
+    from ..energy.report import energy_report
+    from ..hw_sim.compare import accuracy
+    from ..ir.load import META_READOUT
+    from ..ir.passes import scale_thresholds
+    from .runs import run_backend, spike_counts
+
+    readout = str(program.meta(META_READOUT, "spike_count"))
+    rows = []
+    for gamma in gammas:
+        scaled = scale_thresholds(program, float(gamma))
+        result = run_backend(graph, scaled, batch, backend, precision)
+        report = energy_report(result, profile=profile)
+        rows.append({
+            "threshold_scale": float(gamma),
+            "accuracy": (None if batch.labels is None
+                         else accuracy(result.output(), batch.labels, readout)),
+            "spikes": int(sum(spike_counts(result).values())),
+            "energy_per_inference_pJ": float(report.total_energy_pj),
+            "ann_energy_per_inference_pJ": float(report.ann_energy_pj),
+        })
+        if targets is not None:
+            out = result.output()
+            value = out[-1] if readout == "last_step" else out.mean(axis=0)
+            want = np.asarray(targets, np.float64).reshape(value.shape)
+            rows[-1]["mse"] = float(np.mean((value - want) ** 2))
+    return rows

@@ -8,6 +8,7 @@ Public API::
     register_converter(module_type)              # extend the module -> NIR registry
 """
 from .layers import CONVERTERS, register_converter
+from . import recurrent_layers  # noqa: F401  (registers snn.RLeaky / refuses snn.RSynaptic)
 from .to_nir import export_checkpoint, export_model, write_nir
 
 __all__ = ["CONVERTERS", "register_converter", "export_checkpoint", "export_model", "write_nir"]

@@ -14,7 +14,13 @@ graph-level metadata (keys defined in :mod:`spikedeploy.ir.load`):
 
 =========================== =====================================================
 ``spikedeploy.dt``          float, seconds per step used to derive tau (always)
-``spikedeploy.readout``     "spike_count" (argmax of output counts over T)
+``spikedeploy.readout``     "spike_count" (argmax of output counts over T, the
+                            default), "mean" (argmax of the output's mean over
+                            steps: TET-S, SDM CNN) or "last_step" (argmax of the
+                            output at the last step: LTS, conversion readouts)
+``spikedeploy.threshold_scale`` float gamma, when thresholds were scaled at export
+``spikedeploy.strict_nir``  1 when exported with NIR primitives only
+``spikedeploy.architecture`` checkpoint architecture (checkpoints)
 ``spikedeploy.num_steps``   int T                (checkpoints, or given)
 ``spikedeploy.encoding``    "rate" | "direct"    (checkpoints, or given)
 ``spikedeploy.dataset``     "digits"             (checkpoints, or given)
@@ -38,15 +44,20 @@ import snntorch
 from torch import nn
 
 from .. import __version__
-from ..errors import SpikedeployError
-from ..ir.load import META_DATASET, META_DT, META_ENCODING, META_NUM_STEPS, META_READOUT
+from ..errors import SpikedeployError, UnsupportedError
 from ..fileio import write_atomically
-from ..models.checkpoint import load_checkpoint
+from ..ir.load import META_DATASET, META_DT, META_ENCODING, META_NUM_STEPS, META_READOUT
+from ..ir.semantics import META_RESET_MODE, META_TSM_GAIN, META_V_INIT
+from ..models.checkpoint import input_shape_of, load_checkpoint
 from ..models.data import ENCODINGS
+from ..models.losses import READOUTS
 from ..models.sequential import layer_names
-from .layers import convert_layer
+from .layers import BATCHNORMS, INPUT, _unit_gain_r, convert_block, convert_with_batchnorm
 
 META_SEED = "spikedeploy.seed"
+META_THRESHOLD_SCALE = "spikedeploy.threshold_scale"
+META_STRICT = "spikedeploy.strict_nir"
+META_ARCHITECTURE = "spikedeploy.architecture"
 META_SNNTORCH_ACCURACY = "spikedeploy.snntorch_accuracy"
 META_EXPORTER = "spikedeploy.exporter"
 READOUT_SPIKE_COUNT = "spike_count"
@@ -54,32 +65,151 @@ DEFAULT_DT = 1e-4
 
 
 def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
-                 metadata: dict | None = None) -> nir.NIRGraph:
+                 metadata: dict | None = None, readout: str | None = None,
+                 threshold_scale: float = 1.0, strict_nir: bool = False) -> nir.NIRGraph:
     """Convert an snnTorch ``nn.Sequential`` to a NIR graph (see module docstring).
 
     ``input_shape`` excludes batch and time, e.g. ``(64,)``. ``metadata``
     adds graph-level entries (e.g. ``spikedeploy.num_steps``); it may not
-    contradict ``dt``.
+    contradict ``dt``. ``readout``: how the output is read (``spike_count``,
+    ``mean`` or ``last_step``; graph metadata ``spikedeploy.readout``).
+    ``threshold_scale``: threshold guidance gamma applied at export (every
+    spiking node's v_threshold x gamma; recorded as
+    ``spikedeploy.threshold_scale``). ``strict_nir``: express everything
+    with NIR primitives alone -- initial voltages (IMP) become the clock
+    construction of :func:`strict_initial_voltage`; mechanisms with no
+    pure-NIR form (TSM gains, subtractive reset) are refused.
     """
     dt = _check_dt(dt)
     input_shape = _shape(input_shape)
     names = layer_names(model)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
     edges: list[tuple[str, str]] = []
-    previous, shape = "input", input_shape
-    for name, module in zip(names, model):
-        node, shape = convert_layer(name, module, shape, dt)
-        if node is None:     # identity at inference
-            continue
-        nodes[name] = node
-        edges.append((previous, name))
-        previous = name
+    sources, shape = ["input"], input_shape     # the nodes whose sum is the current value
+    items = list(zip(names, model))
+    i = 0
+    while i < len(items):
+        name, module = items[i]
+        follower = items[i + 1][1] if i + 1 < len(items) else None
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and isinstance(follower, BATCHNORMS):
+            block = convert_with_batchnorm(name, module, follower, shape, dt)
+            i += 2
+        else:
+            block = convert_block(name, module, shape, dt)
+            i += 1
+        for node_name, node in block.nodes.items():
+            if node_name in nodes:
+                raise SpikedeployError(f"layer '{name}' produces node '{node_name}', which exists "
+                                       "already; name the layers explicitly")
+            nodes[node_name] = node
+        for a, b in block.edges:
+            edges += [(src, b) for src in sources] if a == INPUT else [(a, b)]
+        sources = [src for out in block.outputs for src in (sources if out == INPUT else [out])]
+        shape = block.shape
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
-    edges.append((previous, "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=_graph_metadata(dt, metadata))
+    edges += [(src, "output") for src in sources]
+    extra = dict(metadata or {})
+    if readout is not None:
+        if readout not in READOUTS:
+            raise SpikedeployError(f"unknown readout {readout!r} ({'|'.join(READOUTS)})")
+        extra[META_READOUT] = readout
+    gamma = _check_threshold_scale(threshold_scale)
+    if gamma != 1.0:
+        for node in nodes.values():
+            if isinstance(node, SPIKING_NODES):
+                node.v_threshold = np.asarray(node.v_threshold, np.float64) * gamma
+        extra[META_THRESHOLD_SCALE] = gamma
+    if strict_nir:
+        strict_initial_voltage(nodes, edges, dt)
+        extra[META_STRICT] = 1
+    graph_meta = _graph_metadata(dt, extra)
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta)
+    except (ValueError, TypeError, KeyError, AssertionError):
+        # NIR's type inference does not cover every layout (e.g. Affine on a (C, H, W) input);
+        # spikedeploy's lowering checks every shape itself.
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta, type_check=False)
 
 
-def export_checkpoint(checkpoint_path) -> nir.NIRGraph:
+SPIKING_NODES = (nir.IF, nir.LIF, nir.CubaLIF)
+
+
+def _check_threshold_scale(gamma) -> float:
+    try:
+        gamma = float(gamma)
+    except (TypeError, ValueError):
+        raise SpikedeployError(f"threshold scale must be a number, got {gamma!r}")
+    if not (np.isfinite(gamma) and gamma > 0):
+        raise SpikedeployError(f"threshold scale must be a positive number, got {gamma}")
+    return gamma
+
+
+CLOCK_DRIVE, CLOCK, CLOCK_LATCH = "strict_clock_drive", "strict_clock", "strict_clock_latch"
+
+
+def strict_initial_voltage(nodes: dict, edges: list, dt: float) -> None:
+    """Replace ``spikedeploy.v_init`` metadata by a pure-NIR construction (in place).
+
+    A clock neuron fires once, at each sample's first step, and feeds every
+    such neuron layer through a Linear whose weights add the initial voltage:
+
+    * ``strict_clock_drive``: Affine from the input, weights 0, bias 1 (a
+      constant current of 1 into the clock);
+    * ``strict_clock``: IF (threshold 0.5, reset to 0) -- fires at step 0;
+    * ``strict_clock_latch``: I with gain -2 fed by the clock: its voltage is
+      -2 from step 0 on, and it feeds back into the clock (a recurrent edge,
+      so the clock reads its value of the previous step): the clock's voltage
+      goes 1 (spike), -1, -2, ... and never fires again;
+    * ``strict_v0_<layer>``: Linear (size, 1) from the clock into the layer,
+      weight (1 - dv) * v0 / g, so the layer's first-step voltage is that of
+      a neuron started at v0 (same value up to float rounding of the sum).
+
+    Only for neurons with no synaptic state (IF, LIF) of 1-D shape. Graphs
+    with TSM gains or subtractive reset have no pure-NIR form and are refused.
+    """
+    from ..ir.semantics import neuron_params
+
+    targets = []
+    for name, node in list(nodes.items()):
+        meta = dict(getattr(node, "metadata", None) or {})
+        if META_TSM_GAIN in meta:
+            raise UnsupportedError(name, META_TSM_GAIN, "TSM's per-step gains have no pure-NIR form; "
+                                   "export without strict NIR (the gains are node metadata that "
+                                   "spikedeploy's simulators honour)")
+        if str(meta.get(META_RESET_MODE, "zero")) == "subtract":
+            raise UnsupportedError(name, META_RESET_MODE, "subtractive reset has no pure-NIR form "
+                                   "(NIR neurons reset to v_reset); export without strict NIR")
+        if META_V_INIT not in meta:
+            continue
+        if not isinstance(node, (nir.IF, nir.LIF)):
+            raise UnsupportedError(name, META_V_INIT, f"strict NIR initial voltage needs an IF or "
+                                   f"LIF node, not {type(node).__name__}")
+        v0 = np.asarray(meta[META_V_INIT], np.float64)
+        if v0.ndim != 1:
+            raise UnsupportedError(name, META_V_INIT, f"strict NIR initial voltage supports 1-D "
+                                   f"layers only; this one has shape {v0.shape}")
+        p = neuron_params(name, node, dt)
+        weight = ((1.0 - p.dv) * v0 / p.gain).reshape(-1, 1)
+        targets.append((name, weight))
+        del meta[META_V_INIT]
+        node.metadata = meta
+    if not targets:
+        return
+    inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
+    in_size = int(np.prod(np.asarray(nodes[inputs[0]].input_type["input"])))
+    one = np.ones(1)
+    nodes[CLOCK_DRIVE] = nir.Affine(weight=np.zeros((1, in_size)), bias=one.copy())
+    nodes[CLOCK] = nir.IF(r=_unit_gain_r((1,), dt), v_threshold=np.full(1, 0.5), v_reset=np.zeros(1))
+    nodes[CLOCK_LATCH] = nir.I(r=_unit_gain_r((1,), dt, gain=-2.0))
+    edges += [(inputs[0], CLOCK_DRIVE), (CLOCK_DRIVE, CLOCK), (CLOCK, CLOCK_LATCH),
+              (CLOCK_LATCH, CLOCK)]
+    for name, weight in targets:
+        nodes[f"strict_v0_{name}"] = nir.Linear(weight=weight)
+        edges += [(CLOCK, f"strict_v0_{name}"), (f"strict_v0_{name}", name)]
+
+
+def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
+                      strict_nir: bool = False) -> nir.NIRGraph:
     """Load a checkpoint directory and export it with its run settings as metadata."""
     checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint.config
@@ -88,10 +218,13 @@ def export_checkpoint(checkpoint_path) -> nir.NIRGraph:
         META_ENCODING: config["encoding"],
         META_DATASET: str(config.get("dataset", "digits")),
         META_SEED: int(config["seed"]),
+        META_ARCHITECTURE: str(config["architecture"]),
     }
     if isinstance(config.get("test_accuracy"), numbers.Real):
         metadata[META_SNNTORCH_ACCURACY] = float(config["test_accuracy"])
-    return export_model(checkpoint.model, (config["num_inputs"],), dt=config["dt"], metadata=metadata)
+    return export_model(checkpoint.model, input_shape_of(config), dt=config["dt"],
+                        metadata=metadata, readout=config.get("readout", READOUT_SPIKE_COUNT),
+                        threshold_scale=threshold_scale, strict_nir=strict_nir)
 
 
 def write_nir(graph: nir.NIRGraph, path) -> Path:

@@ -22,6 +22,7 @@ from ..errors import SpikedeployError, UnsupportedError
 from ..ir import fixed_point as fxp
 from ..ir.graph import FlatGraph, _order
 from ..ir.load import graph_dt, metadata_value, read_nir, META_DT
+from ..ir.producers import Note, input_shape, producer_notes
 from ..ir.program import (LOWERINGS, DelayOp, InputOp, LinearOp, NeuronOp, OutputOp, Program,
                           ReshapeOp, _expected_size, _in_shape, bias_problem,
                           fold_biases)
@@ -66,6 +67,8 @@ class CheckReport:
     nodes: list[NodeInfo] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     lava_latency: int | None = None  # total steps Lava's pipeline adds (aligned away)
+    producer: str = ""               # likely tool that wrote the graph ("" if unknown)
+    notes: list[Note] = field(default_factory=list)   # what the producer meant that NIR does not say
 
     @property
     def target(self) -> str:
@@ -87,9 +90,10 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"source": self.source, "backend": self.backend, "precision": self.precision,
                 "dt": self.dt, "dt_source": self.dt_source, "ok": self.ok,
-                "lava_latency": self.lava_latency,
+                "lava_latency": self.lava_latency, "producer": self.producer,
                 "nodes": [asdict(n) for n in self.nodes],
-                "problems": [asdict(p) for p in self.problems]}
+                "problems": [asdict(p) for p in self.problems],
+                "notes": [asdict(n) for n in self.notes]}
 
     def to_json(self, path=None, indent: int = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
@@ -112,6 +116,11 @@ class CheckReport:
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
+        if self.notes:
+            who = f" (looks written by {self.producer})" if self.producer else ""
+            lines.append(f"{len(self.notes)} note(s){who}: the file does not say what its "
+                         "producer simulated:")
+            lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -147,6 +156,8 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
     if flat is None:
         return report
     _validate_nodes(flat, report)
+    report.producer, notes = producer_notes(flat.nodes, flat.metadata, report.dt)
+    report.notes += notes
     program = _lower_each(flat, report)
     if program is None:
         return report
@@ -229,6 +240,11 @@ def _lower_each(flat: FlatGraph, report) -> Program | None:
         try:
             in_shape = None if isinstance(node, nir.Input) else _in_shape(name, shapes, forward)
             op = rule(name, node, in_shape, dt)
+            if isinstance(node, nir.Input):     # as lower(): drop nirtorch's batch/time axes
+                op.shape, note = input_shape(name, op.shape,
+                                             [flat.nodes[s] for s in flat.successors(name)])
+                if note:
+                    report.notes.append(note)
         except (SpikedeployError, ValueError, TypeError, IndexError) as exc:
             field_name = getattr(exc, "field", "shape" if "shape" in str(exc) else "value")
             reason = getattr(exc, "reason", None) or str(exc)

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import SpikedeployError, UnsupportedError
 from .graph import FlatGraph, flatten_graph, node_shape
 from .load import graph_dt, metadata_value
+from .producers import input_shape
 from .semantics import NeuronParams, neuron_params
 
 
@@ -441,6 +442,8 @@ def lower(graph: nir.NIRGraph | FlatGraph, dt: float | None = None) -> Program:
         forward = [p for p in preds if (p, name) not in flat.recurrent]
         in_shape = None if isinstance(node, nir.Input) else _in_shape(name, shapes, forward)
         op = rule(name, node, in_shape, dt)
+        if isinstance(op, InputOp):   # nirtorch's exporters keep a batch/time axis in front
+            op.shape, _ = input_shape(name, op.shape, [flat.nodes[s] for s in flat.successors(name)])
         op.inputs = preds
         op.recurrent = {p for p in preds if (p, name) in flat.recurrent}
         op.nir_type = type(node).__name__

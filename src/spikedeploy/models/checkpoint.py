@@ -4,8 +4,14 @@
   and every neuron buffer: per-neuron beta and threshold, snnTorch's
   reset-mechanism code and graded-spike factor).
 * ``config.json``: what is needed to rebuild the module and use it --
-  architecture ("mlp"), sizes, num_steps T, dt, encoding, seed, dataset,
-  the beta/threshold settings, reset mechanism, and the test accuracy.
+  architecture, sizes, num_steps T, dt, encoding, seed, dataset, readout,
+  input_shape, the neuron settings, and the test accuracy.
+
+Architectures (:data:`ARCHITECTURES`, name in config.json -> builder and
+the keys it needs besides the common ones): ``mlp`` (the reference MLP),
+``sdm-cnn`` (SDM residual IF CNN, optional TSM), ``imp-mlp`` (IMP neurons,
+LTS or TET-S readout), ``fastsnn-mlp`` (a ReLU MLP converted to IF neurons),
+``ugo`` (a spiking universal group operator), ``sdm-denoiser``.
 
 Loading never executes code: safetensors and JSON only, no pickle. Any
 missing, truncated or inconsistent file raises
@@ -40,11 +46,14 @@ RESET_MECHANISM_CODE = {"subtract": 0, "zero": 1, "none": 2}   # snnTorch's rese
 
 _NUMBER = (int, float)
 # Keys every config.json must hold, with their JSON types.
-REQUIRED_KEYS: dict[str, tuple] = {
-    "architecture": (str,), "num_inputs": (int,), "hidden": (int,), "num_outputs": (int,),
-    "num_steps": (int,), "dt": _NUMBER, "encoding": (str,), "seed": (int,),
+COMMON_KEYS: dict[str, tuple] = {
+    "architecture": (str,), "num_steps": (int,), "dt": _NUMBER, "encoding": (str,), "seed": (int,),
+}
+MLP_KEYS: dict[str, tuple] = {
+    "num_inputs": (int,), "hidden": (int,), "num_outputs": (int,),
     "beta": _NUMBER, "threshold": _NUMBER, "reset_mechanism": (str,),
 }
+REQUIRED_KEYS: dict[str, tuple] = {**COMMON_KEYS, **MLP_KEYS}   # the reference MLP's
 
 
 def _build_mlp_from_config(config: dict) -> nn.Sequential:
@@ -58,8 +67,30 @@ def _build_mlp_from_config(config: dict) -> nn.Sequential:
                      learn_threshold=bool(config.get("learn_threshold", False)))
 
 
-# Registry: architecture name in config.json -> builder of an untrained module.
-ARCHITECTURES: dict[str, Callable[[dict], nn.Sequential]] = {MLP: _build_mlp_from_config}
+@dataclass(frozen=True)
+class Architecture:
+    build: Callable[[dict], nn.Sequential]     # config -> untrained module of the same structure
+    keys: dict                                 # required keys besides COMMON_KEYS: JSON types
+
+
+def _registry() -> dict[str, Architecture]:
+    from . import denoiser, fastsnn, imp, sdm, ugo   # they do not import this module
+    registry = {MLP: Architecture(_build_mlp_from_config, MLP_KEYS)}
+    for module in (sdm, imp, fastsnn, ugo, denoiser):
+        for name, (build, keys) in module.ARCHITECTURES.items():
+            registry[name] = Architecture(build, keys)
+    return registry
+
+
+# Registry: architecture name in config.json -> Architecture.
+ARCHITECTURES: dict[str, Architecture] = _registry()
+
+
+def input_shape_of(config: dict) -> tuple:
+    """The model's input shape (batch and time excluded) recorded in a config."""
+    if "input_shape" in config:
+        return tuple(int(s) for s in config["input_shape"])
+    return (int(config["num_inputs"]),)
 
 
 @dataclass
@@ -113,7 +144,11 @@ def load_checkpoint(path) -> Checkpoint:
     if not directory.is_dir():
         raise SpikedeployError(f"{directory}: no such checkpoint directory")
     config = read_config(directory)
-    model = ARCHITECTURES[config["architecture"]](config)
+    try:
+        model = ARCHITECTURES[config["architecture"]].build(config)
+    except (KeyError, TypeError, ValueError, SpikedeployError) as exc:
+        raise SpikedeployError(f"{directory / CONFIG_FILE}: cannot rebuild the "
+                               f"{config['architecture']!r} model: {exc}")
     state = _read_weights(directory / WEIGHTS_FILE)
     _load_state(model, state, directory / WEIGHTS_FILE, config)
     model.eval()
@@ -138,24 +173,38 @@ def read_config(directory) -> dict:
 def _validate_config(config, where: str) -> None:
     if not isinstance(config, dict):
         raise SpikedeployError(f"{where}: expected a JSON object, got {type(config).__name__}")
-    for key, types in REQUIRED_KEYS.items():
-        if key not in config:
-            raise SpikedeployError(f"{where}: missing key '{key}'")
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise SpikedeployError(f"{where}: key '{key}' has invalid value {value!r}")
+    _check_keys(config, COMMON_KEYS, where)
     if config["architecture"] not in ARCHITECTURES:
         raise SpikedeployError(f"{where}: unknown architecture {config['architecture']!r} "
                                f"(known: {', '.join(ARCHITECTURES)})")
+    _check_keys(config, ARCHITECTURES[config["architecture"]].keys, where)
     if config["encoding"] not in ENCODINGS:
         raise SpikedeployError(f"{where}: unknown encoding {config['encoding']!r}")
-    if config["reset_mechanism"] not in RESET_MECHANISM_CODE:
+    if "reset_mechanism" in config and config["reset_mechanism"] not in RESET_MECHANISM_CODE:
         raise SpikedeployError(f"{where}: unknown reset_mechanism {config['reset_mechanism']!r}")
     for key in ("num_inputs", "hidden", "num_outputs", "num_steps"):
-        if config[key] < 1:
+        if key in config and (not isinstance(config[key], int) or config[key] < 1):
             raise SpikedeployError(f"{where}: '{key}' must be positive, got {config[key]}")
+    if "input_shape" in config:
+        shape = config["input_shape"]
+        if not (isinstance(shape, list) and shape and
+                all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+            raise SpikedeployError(f"{where}: 'input_shape' must be a list of positive ints, got {shape!r}")
+    if "readout" in config:
+        from .losses import READOUTS
+        if config["readout"] not in READOUTS:
+            raise SpikedeployError(f"{where}: unknown readout {config['readout']!r}")
     if not (math.isfinite(config["dt"]) and config["dt"] > 0):
         raise SpikedeployError(f"{where}: 'dt' must be a positive number, got {config['dt']}")
+
+
+def _check_keys(config: dict, keys: dict, where: str) -> None:
+    for key, types in keys.items():
+        if key not in config:
+            raise SpikedeployError(f"{where}: missing key '{key}'")
+        value = config[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise SpikedeployError(f"{where}: key '{key}' has invalid value {value!r}")
 
 
 def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
@@ -182,7 +231,7 @@ def _load_state(model: nn.Module, state: dict, weights_path: Path, config: dict)
                                    f"config.json implies {tuple(expected[key].shape)}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise SpikedeployError(f"{weights_path}: tensor '{key}' holds NaN or infinite values")
-        if key.endswith("reset_mechanism_val"):
+        if key.endswith("reset_mechanism_val") and "reset_mechanism" in config:
             # snnTorch picks its update function from the constructor argument,
             # not from this buffer: a disagreement would give a hybrid neuron.
             if int(tensor) != RESET_MECHANISM_CODE[config["reset_mechanism"]]:

@@ -16,7 +16,14 @@ Naming rule, per child of the Sequential, in order:
 
 So ``build_mlp`` and ``nn.Sequential(Linear, Leaky, Linear, Leaky)`` both
 give fc1, lif1, fc2, lif2. "input" and "output" are reserved for the graph's
-ends.
+ends. More kinds: ``nn.Conv2d`` -> conv, ``nn.BatchNorm1d/2d`` -> bn,
+``nn.AvgPool2d`` -> pool; spikedeploy's own modules declare theirs in a
+``layer_prefix`` class attribute (IF -> if, LIF -> lif, IMPLIF -> imp,
+Readout -> readout, TSM -> tsm, PreSpikeResidual -> block, SpikingUGO -> ugo).
+
+Composite modules (a residual block, a spiking UGO) declare the neurons
+inside them with ``spiking_layers() -> {suffix: module}``; those are
+recorded (and exported) as ``<child name>_<suffix>``.
 """
 from __future__ import annotations
 
@@ -29,6 +36,8 @@ import torch
 from torch import nn
 
 from ..errors import SpikedeployError
+from .neurons import IF, IMPLIF, LIF, TSM, Neuron, Readout
+from .residual import PreSpikeResidual
 
 RESERVED_NAMES = ("input", "output")
 KIND_PREFIX: dict[type, str] = {
@@ -36,7 +45,14 @@ KIND_PREFIX: dict[type, str] = {
     snn.Leaky: "lif",
     snn.Synaptic: "cubalif",
     nn.Flatten: "flatten",
+    nn.Conv2d: "conv",
+    nn.BatchNorm1d: "bn",
+    nn.BatchNorm2d: "bn",
+    nn.AvgPool2d: "pool",
 }
+for _cls, _prefix in ((IF, "if"), (LIF, "lif"), (IMPLIF, "imp"), (Readout, "readout"),
+                      (TSM, "tsm"), (PreSpikeResidual, "block")):
+    _cls.layer_prefix = _prefix
 
 
 def layer_names(model: nn.Sequential) -> list[str]:
@@ -47,7 +63,8 @@ def layer_names(model: nn.Sequential) -> list[str]:
     names = []
     for child_name, module in model.named_children():
         if child_name.isdigit():
-            prefix = KIND_PREFIX.get(type(module), type(module).__name__.lower())
+            prefix = KIND_PREFIX.get(type(module)) or type(module).__dict__.get("layer_prefix") \
+                or type(module).__name__.lower()
             counts[prefix] += 1
             child_name = f"{prefix}{counts[prefix]}"
         names.append(child_name)
@@ -60,20 +77,40 @@ def layer_names(model: nn.Sequential) -> list[str]:
     return names
 
 
+def is_neuron(module: nn.Module) -> bool:
+    """A stateful neuron layer (spiking or not): snnTorch's, or one of models.neurons."""
+    return isinstance(module, (snn.SpikingNeuron, Neuron, TSM))
+
+
 def is_spiking(module: nn.Module) -> bool:
-    return isinstance(module, snn.SpikingNeuron)
+    if isinstance(module, snn.SpikingNeuron):
+        return True
+    return is_neuron(module) and bool(getattr(module, "spiking", False))
+
+
+def recorded_layers(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
+    """(record name, module) of every neuron layer, nested ones of composites included."""
+    layers = []
+    for name, module in zip(layer_names(model), model):
+        if is_neuron(module):
+            layers.append((name, module))
+        elif hasattr(module, "spiking_layers"):
+            layers += [(f"{name}_{suffix}", inner) for suffix, inner in module.spiking_layers().items()]
+    return layers
 
 
 def reset_state(model: nn.Module) -> None:
-    """Zero every neuron's hidden state (membrane, synaptic current).
+    """Reset every neuron's hidden state (membrane, synaptic current, TSM step).
 
     Does what ``snntorch.utils.reset`` does, per module: that function resets
     snnTorch's class-level registry of instances, which misses deep copies
     (``copy.deepcopy`` does not run ``__init__``, so copies are unregistered)
-    and touches every other network in the process.
+    and touches every other network in the process. spikedeploy's own neurons
+    restart from their initial voltage (IMP) and TSM from step 0; any other
+    module with ``stateful = True`` and a ``reset_mem()`` (e.g. TCSA) is reset too.
     """
     for module in model.modules():
-        if is_spiking(module) and hasattr(module, "reset_mem"):
+        if (is_neuron(module) or getattr(module, "stateful", False)) and hasattr(module, "reset_mem"):
             module.reset_mem()
 
 
@@ -89,14 +126,19 @@ def run_snntorch(model: nn.Sequential, x, dtype: torch.dtype | None = torch.floa
     ``batch_size`` samples (all at once if None). The caller's model keeps
     its weights and dtype; its hidden state is zeroed.
 
-    Returns ``{layer_name: spikes (T, N, *layer_shape)}`` for every spiking
-    layer, plus ``"output"``: the last layer's output. Arrays are float64.
+    Returns ``{layer_name: spikes (T, N, *layer_shape)}`` for every neuron
+    layer (spikes; a non-spiking :class:`~spikedeploy.models.neurons.Readout`
+    gives its voltage), neurons inside composite blocks as
+    ``<block>_<suffix>``, plus ``"output"``: the last layer's output.
+    Arrays are float64.
     """
     names = layer_names(model)
     if dtype is not None:
         reset_state(model)  # hidden state left from training is not a graph leaf: deepcopy refuses it
         model = copy.deepcopy(model).to(dtype)
-    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not torch.is_tensor(x):
+        x = np.asarray(x)
+        x = torch.as_tensor(x if x.flags.writeable else x.copy())   # e.g. a broadcast view
     work_dtype = dtype or _model_dtype(model)
     x = x.to(work_dtype)
     if x.ndim < 3:
@@ -124,20 +166,50 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
 
 def _run_batch(model, names, x, work_dtype) -> dict[str, np.ndarray]:
     reset_state(model)
-    recorded: dict[str, list] = {n: [] for n, m in zip(names, model) if is_spiking(m)}
+    top = {n for n, m in zip(names, model) if is_neuron(m)}
+    recorded: dict[str, list] = {n: [] for n, _ in recorded_layers(model)}
+    hooks = []
+    for rec_name, module in recorded_layers(model):
+        if rec_name not in top:      # a neuron inside a composite block: record via a hook
+            def hook(mod, args, out, _name=rec_name):
+                out = (out[0] if isinstance(out, tuple) else out).to(work_dtype)
+                recorded[_name].append(out)
+                return out
+            hooks.append(module.register_forward_hook(hook))
+    hooks += _recurrent_dtype_hooks(model, work_dtype)
     outputs = []
-    for t in range(x.shape[0]):
-        out = x[t]
-        for name, module in zip(names, model):
-            out = module(out)
-            if isinstance(out, tuple):  # init_hidden=False or output=True: (spk, state...)
-                out = out[0]
-            if is_spiking(module):
-                # snnTorch's spike function returns float32 whatever the model's
-                # dtype; 0/1 is exact in any dtype, and the next layer needs its own.
-                out = out.to(work_dtype)
-                recorded[name].append(out)
-        outputs.append(out)
-    result = {n: torch.stack(s).double().numpy() for n, s in recorded.items()}
+    try:
+        for t in range(x.shape[0]):
+            out = x[t]
+            for name, module in zip(names, model):
+                out = module(out)
+                if isinstance(out, tuple):  # init_hidden=False or output=True: (spk, state...)
+                    out = out[0]
+                if name in top:
+                    # snnTorch's spike function returns float32 whatever the model's
+                    # dtype; 0/1 is exact in any dtype, and the next layer needs its own.
+                    out = out.to(work_dtype)
+                    recorded[name].append(out)
+            outputs.append(out)
+    finally:
+        for h in hooks:
+            h.remove()
+    result = {n: torch.stack(s).double().numpy() for n, s in recorded.items() if s}
     result["output"] = torch.stack(outputs).double().numpy()
     return result
+
+
+def _recurrent_dtype_hooks(model: nn.Module, work_dtype: torch.dtype) -> list:
+    """Cast the spikes snnTorch's RLeaky/RSynaptic feed back to their ``recurrent`` layer.
+
+    Their spike function returns float32 whatever the model's dtype, and the
+    recurrent nn.Linear/nn.Conv2d of a float64 model refuses float32 input
+    (0/1 spikes are exact in any dtype).
+    """
+    hooks = []
+    for module in model.modules():
+        recurrent = getattr(module, "recurrent", None)
+        if isinstance(module, snn.SpikingNeuron) and isinstance(recurrent, nn.Module):
+            hooks.append(recurrent.register_forward_pre_hook(
+                lambda mod, args: tuple(a.to(work_dtype) if torch.is_tensor(a) else a for a in args)))
+    return hooks

@@ -1,0 +1,106 @@
+"""Training recipes by name: what ``spikedeploy train --model NAME`` runs.
+
+=============== ========================================================================
+name            model
+=============== ========================================================================
+``mlp``         the reference snnTorch MLP (Leaky, spike-count readout)
+``sdm-cnn``     SDM residual IF CNN (pre-spike residual blocks, BN) with TSM gains
+``imp-lts``     IMP-SNN MLP (learned initial voltages) trained with LTS (last-step readout)
+``imp-tets``    the same trained with TET-S (mean readout)
+``fastsnn``     Fast-SNN: quantised ReLU MLP (trained, or ``onnx=FILE``) converted to IF
+``sdm-denoiser`` tiny SDM-style spiking denoiser (epsilon prediction, noisy 8x8 digits)
+``ugo-gelu``    STA universal group operator for GELU (also ``ugo-exp``, ``ugo-recip``,
+                ``ugo-rsqrt``), converted to IF neurons over T steps
+=============== ========================================================================
+
+:func:`train_recipe` maps the command line's options onto each recipe's
+arguments and refuses options a recipe does not take.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import SpikedeployError
+from .fit import Trained
+
+
+def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_subset=None):
+    from .checkpoint import training_config
+    from .train import TrainConfig, train
+    kwargs = {k: v for k, v in dict(hidden=hidden, num_steps=num_steps, encoding=encoding,
+                                    epochs=epochs, train_subset=train_subset).items() if v is not None}
+    result = train(TrainConfig(seed=seed, **kwargs))
+    return Trained(result.model, training_config(result))
+
+
+def _sdm(**kw):
+    from .sdm import train_sdm_cnn
+    return train_sdm_cnn(**kw)
+
+
+def _imp(loss):
+    def run(**kw):
+        from .imp import train_imp
+        return train_imp(loss=loss, **kw)
+    return run
+
+
+def _fastsnn(**kw):
+    from .fastsnn import train_fastsnn
+    return train_fastsnn(**kw)
+
+
+def _denoiser(**kw):
+    from .denoiser import train_denoiser
+    return train_denoiser(**kw)
+
+
+def _ugo(name):
+    def run(**kw):
+        from .ugo import train_ugo
+        return train_ugo(name, **kw)
+    return run
+
+
+@dataclass(frozen=True)
+class Recipe:
+    run: Callable[..., Trained]
+    options: tuple          # option names (train_recipe keywords) the recipe takes
+    summary: str
+
+
+_COMMON = ("seed", "epochs", "train_subset")
+RECIPES: dict[str, Recipe] = {
+    "mlp": Recipe(_mlp, _COMMON + ("hidden", "num_steps", "encoding"),
+                  "reference snnTorch MLP (Leaky neurons, spike-count readout)"),
+    "sdm-cnn": Recipe(_sdm, _COMMON + ("num_steps", "channels", "blocks", "tsm", "tsm_epochs"),
+                      "SDM residual IF CNN with TSM gains (BN folded at export)"),
+    "imp-lts": Recipe(_imp("lts"), _COMMON + ("hidden", "num_steps"),
+                      "IMP-SNN MLP, learned initial voltages, LTS loss (last-step readout)"),
+    "imp-tets": Recipe(_imp("tet_s"), _COMMON + ("hidden", "num_steps"),
+                       "IMP-SNN MLP, learned initial voltages, TET-S loss (mean readout)"),
+    "fastsnn": Recipe(_fastsnn, _COMMON + ("hidden", "bits", "onnx_path", "qat_epochs"),
+                      "Fast-SNN: quantised ReLU MLP converted to IF neurons (T = 2^bits - 1)"),
+    "sdm-denoiser": Recipe(_denoiser, _COMMON + ("num_steps", "channels", "blocks", "tsm",
+                                                 "tsm_epochs"),
+                           "SDM-style spiking denoiser: epsilon prediction on noisy 8x8 digits"),
+}
+for _name in ("gelu", "exp", "recip", "rsqrt"):
+    RECIPES[f"ugo-{_name}"] = Recipe(_ugo(_name), ("seed", "hidden", "num_steps", "fit_steps"),
+                                     f"STA universal group operator for {_name}, as IF neurons")
+
+
+def train_recipe(name: str, **options) -> Trained:
+    """Run recipe ``name``; options set to None take the recipe's defaults."""
+    if name not in RECIPES:
+        raise SpikedeployError(f"unknown model {name!r} (known: {', '.join(RECIPES)})")
+    recipe = RECIPES[name]
+    given = {k: v for k, v in options.items() if v is not None}
+    foreign = sorted(set(given) - set(recipe.options) - {"seed"})
+    if foreign:
+        raise SpikedeployError(f"model {name!r} does not take option(s) "
+                               f"{', '.join(k.replace('_path', '').replace('_', '-') for k in foreign)}")
+    if "seed" not in recipe.options:
+        given.pop("seed", None)
+    return recipe.run(**given)

@@ -1,0 +1,50 @@
+"""SDM's pre-spike residual block: ``O_l = BN(Conv(SN(O_{l-1}))) + O_{l-1}``.
+
+The block's input and output are float (membrane input currents), never
+spikes: the spiking neuron comes first inside the block, and the residual is
+added to the convolution's output before the *next* block's neuron. So the
+next neuron sees the sum of every earlier convolution's output -- which is
+how the exporter writes it: one NIR edge per summand into that neuron (NIR
+sums fan-in), with BatchNorm folded into each convolution's weights and
+bias. On Lava the paths have different synaptic depths; the compiler
+equalises their latency.
+
+Composite modules expose the neurons inside them with
+``spiking_layers() -> {suffix: module}``: their NIR node and their record in
+:func:`~spikedeploy.models.sequential.run_snntorch` are named
+``<block name>_<suffix>``.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import SpikedeployError
+from .neurons import IF
+
+
+class PreSpikeResidual(nn.Module):
+    """activation -> conv -> BatchNorm, plus the block's input (same shape).
+
+    ``neuron``: the block's spiking layer (default :class:`IF` with threshold
+    1 and reset to zero, SDM's choice), of shape (channels, H, W); wrap it in
+    :class:`~spikedeploy.models.neurons.TSM` for per-step gains.
+    """
+
+    def __init__(self, channels: int, neuron: nn.Module | None = None, kernel_size: int = 3,
+                 spatial=None):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise SpikedeployError("the residual block needs an odd kernel (same-size output)")
+        if neuron is None:
+            if spatial is None:
+                raise SpikedeployError("give the block a neuron or its spatial size (H, W)")
+            neuron = IF((channels,) + tuple(spatial))
+        self.sn = neuron
+        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(self.sn(x))) + x
+
+    def spiking_layers(self) -> dict[str, nn.Module]:
+        return {"sn": self.sn}
