@@ -31,12 +31,15 @@ $(STAMP)/package: $(STAMP)/lava pyproject.toml
 	$(PIP) install --quiet -e ".[test]"
 	touch $@
 
-# Test-only cross-check tools. sinabs pins nir<=1.0.4 and neurobench pulls
-# torchaudio/numba, so both go in without their dependencies (their real
-# needs are listed); torch, numpy and nir stay as installed above.
+# Test-only tools: neurobench and sinabs for the energy cross-checks; sinabs,
+# Norse and Rockpool as foreign NIR producers. sinabs pins nir<=1.0.4,
+# neurobench pulls torchaudio/numba, Norse pulls a CUDA torch: all go in
+# without their dependencies (their real needs are listed), so torch, numpy
+# and nir stay as installed above.
 $(STAMP)/crosscheck: $(STAMP)/package
 	$(PIP) install --quiet --no-deps neurobench==2.3.0 sinabs==3.1.3
 	$(PIP) install --quiet tqdm pbr nirtorch==2.6 matplotlib
+	$(PIP) install --quiet --no-deps norse==1.1.0 rockpool==3.1.0
 	touch $@
 
 demo: setup

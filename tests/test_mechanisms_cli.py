@@ -134,3 +134,18 @@ def test_export_threshold_scale_then_sweep_reports_each_gamma(demos, tmp_path, c
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
     assert "threshold guidance sweep" in capsys.readouterr().out
     assert main(["sweep", str(scaled), "--samples", "4", "--gammas", "a,b"]) == 1
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("model", ["snn-cnn", "snn-rnn"])
+def test_train_export_verify_cnn_and_rnn_from_the_command_line(model, tmp_path, capsys):
+    ckpt, graph = tmp_path / "ckpt", tmp_path / "model.nir"
+    assert main(["train", "--model", model, "--epochs", "1", "--train-subset", "200",
+                 "-o", str(ckpt)]) == 0
+    assert main(["export", str(ckpt), "-o", str(graph)]) == 0
+    out = tmp_path / "verify.json"
+    assert main(["verify", str(graph), "--checkpoint", str(ckpt), "--samples", "8",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["passed"] and set(report["comparisons"]) == {"reference vs lava",
+                                                               "reference vs snntorch"}

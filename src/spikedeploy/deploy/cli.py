@@ -22,6 +22,8 @@ TRAIN_MODELS = {
     "imp-tets": "IMP-SNN MLP (learned initial voltages), TET-S loss",
     "fastsnn": "Fast-SNN: quantised ReLU MLP (or --onnx FILE) converted to IF neurons",
     "sdm-denoiser": "SDM-style spiking denoiser (epsilon prediction on noisy digits)",
+    "snn-cnn": "Leaky CNN (conv, avg-pool, conv, fc) on digits",
+    "snn-rnn": "recurrent Leaky network (RLeaky, all-to-all) on digits",
     "ugo-gelu": "STA universal group operator for GELU, as IF neurons",
     "ugo-exp": "the same for exp",
     "ugo-recip": "the same for 1/x",

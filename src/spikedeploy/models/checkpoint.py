@@ -74,9 +74,9 @@ class Architecture:
 
 
 def _registry() -> dict[str, Architecture]:
-    from . import denoiser, fastsnn, imp, sdm, ugo   # they do not import this module
+    from . import cnn, denoiser, fastsnn, imp, recurrent, sdm, ugo   # none imports this module
     registry = {MLP: Architecture(_build_mlp_from_config, MLP_KEYS)}
-    for module in (sdm, imp, fastsnn, ugo, denoiser):
+    for module in (sdm, imp, fastsnn, ugo, denoiser, cnn, recurrent):
         for name, (build, keys) in module.ARCHITECTURES.items():
             registry[name] = Architecture(build, keys)
     return registry

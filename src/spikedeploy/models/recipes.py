@@ -56,6 +56,16 @@ def _denoiser(**kw):
     return train_denoiser(**kw)
 
 
+def _cnn(**kw):
+    from .cnn import train_cnn
+    return train_cnn(**kw)
+
+
+def _rnn(**kw):
+    from .recurrent import train_rnn
+    return train_rnn(**kw)
+
+
 def _ugo(name):
     def run(**kw):
         from .ugo import train_ugo
@@ -85,6 +95,10 @@ RECIPES: dict[str, Recipe] = {
     "sdm-denoiser": Recipe(_denoiser, _COMMON + ("num_steps", "channels", "blocks", "tsm",
                                                  "tsm_epochs"),
                            "SDM-style spiking denoiser: epsilon prediction on noisy 8x8 digits"),
+    "snn-cnn": Recipe(_cnn, _COMMON + ("num_steps",),
+                      "Leaky CNN: conv -> LIF -> avg-pool -> conv -> LIF -> flatten -> fc -> LIF"),
+    "snn-rnn": Recipe(_rnn, _COMMON + ("hidden", "num_steps"),
+                      "recurrent Leaky network: fc -> RLeaky (all-to-all) -> fc -> LIF"),
 }
 for _name in ("gelu", "exp", "recip", "rsqrt"):
     RECIPES[f"ugo-{_name}"] = Recipe(_ugo(_name), ("seed", "hidden", "num_steps", "fit_steps"),
