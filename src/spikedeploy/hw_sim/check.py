@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import SpikedeployError, UnsupportedError
 from ..ir import fixed_point as fxp
-from ..ir.graph import FlatGraph, _order
+from ..ir.graph import FlatGraph, _order, inline_graph
 from ..ir.load import graph_dt, metadata_value, read_nir, META_DT
 from ..ir.producers import Note, input_shape, producer_notes
 from ..ir.program import (LOWERINGS, DelayOp, InputOp, LinearOp, NeuronOp, OutputOp, Program,
@@ -166,22 +166,12 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
 
 
 def _flatten(graph, report) -> FlatGraph | None:
-    from ..ir.graph import _inline
-    nodes, edges = {}, []
     try:
-        _inline(graph, "", nodes, edges)
+        flat = inline_graph(graph)
     except SpikedeployError as exc:
         report.problems.append(Problem("<graph>", "edges", str(exc)))
         return None
-    for name in [n for n in nodes if "." in n and isinstance(nodes[n], (nir.Input, nir.Output))]:
-        preds = [a for a, b in edges if b == name]
-        succs = [b for a, b in edges if a == name]
-        edges = [e for e in edges if name not in e]
-        edges += [(a, b) for a in preds for b in succs]
-        del nodes[name]
-    inputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Input))
-    outputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Output))
-    flat = FlatGraph(nodes, edges, inputs, outputs, metadata=dict(graph.metadata or {}))
+    nodes, outputs = flat.nodes, flat.outputs
     for name, node in nodes.items():
         report.nodes.append(NodeInfo(name, type(node).__name__))
     if not outputs:

@@ -33,22 +33,25 @@ class FlatGraph:
 
 
 def flatten_graph(graph: nir.NIRGraph) -> FlatGraph:
+    flat = inline_graph(graph)
+    _order(flat)
+    return flat
+
+
+def inline_graph(graph: nir.NIRGraph) -> FlatGraph:
+    """Inline nested subgraphs and drop their Input/Output wires; not yet ordered."""
     nodes: dict[str, object] = {}
     edges: list[tuple[str, str]] = []
     _inline(graph, "", nodes, edges)
-    # Remove the pass-through Input/Output nodes of inlined subgraphs.
     for name in [n for n in nodes if "." in n and isinstance(nodes[n], (nir.Input, nir.Output))]:
         preds = [a for a, b in edges if b == name]
         succs = [b for a, b in edges if a == name]
         edges = [e for e in edges if name not in e]
         edges += [(a, b) for a in preds for b in succs]
         del nodes[name]
-    inputs = [n for n, v in nodes.items() if isinstance(v, nir.Input)]
-    outputs = [n for n, v in nodes.items() if isinstance(v, nir.Output)]
-    flat = FlatGraph(nodes, edges, sorted(inputs), sorted(outputs),
-                     metadata=dict(graph.metadata or {}))
-    _order(flat)
-    return flat
+    inputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Input))
+    outputs = sorted(n for n, v in nodes.items() if isinstance(v, nir.Output))
+    return FlatGraph(nodes, edges, inputs, outputs, metadata=dict(graph.metadata or {}))
 
 
 def _inline(graph: nir.NIRGraph, prefix: str, nodes: dict, edges: list) -> None:
