@@ -321,10 +321,10 @@ def _synaptic(name, module: snn.Synaptic, in_shape, dt):
     _check_spiking_neuron(name, module)
     alpha = _decay(name, "alpha", module.alpha, in_shape)
     beta = _decay(name, "beta", module.beta, in_shape)
-    for field, decay in (("alpha", alpha), ("beta", beta)):
+    for field_name, decay in (("alpha", alpha), ("beta", beta)):
         if np.any(decay == 1.0):
-            raise UnsupportedError(name, field, f"{field} = 1 (no decay) gives an infinite time "
-                                   "constant in NIR's CubaLIF")
+            raise UnsupportedError(name, field_name, f"{field_name} = 1 (no decay) gives an "
+                                   "infinite time constant in NIR's CubaLIF")
     threshold = _threshold(name, module, in_shape)
     tau_syn, w_in = _time_constant(alpha, dt)
     tau_mem, r = _time_constant(beta, dt)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir.program import ConvOp, DelayOp, InputOp, LinearOp, Program

@@ -18,7 +18,6 @@ reports the prediction error and the energy for each gamma.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -26,8 +25,8 @@ from torch import nn
 
 from .data import load_digits_split
 from .fit import Timer, Trained, base_config, run_steps
-from .neurons import IF, TSM, Readout, freeze_tsm, tsm_parameters
-from .residual import PreSpikeResidual
+from .neurons import Readout, freeze_tsm, tsm_parameters
+from .residual import residual_trunk
 from .sequential import run_snntorch
 
 ARCHITECTURE = "sdm-denoiser"
@@ -38,17 +37,7 @@ READOUT = "mean"
 def build_denoiser(channels: int = 8, blocks: int = 2, num_steps: int = 4, tsm: bool = True,
                    input_shape=INPUT_SHAPE) -> nn.Sequential:
     c_in, h, w = input_shape
-    spatial = (channels, h, w)
-
-    def neuron():
-        n = IF(spatial)
-        return TSM(n, num_steps) if tsm else n
-
-    layers = OrderedDict(conv0=nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
-                         bn0=nn.BatchNorm2d(channels))
-    for b in range(1, blocks + 1):
-        layers[f"block{b}"] = PreSpikeResidual(channels, neuron())
-    layers["sn_out"] = neuron()
+    layers = residual_trunk(c_in, channels, blocks, (h, w), num_steps, tsm)
     layers["conv_out"] = nn.Conv2d(channels, c_in, 3, padding=1)
     layers["readout"] = Readout(tuple(input_shape), beta=0.0)
     return nn.Sequential(layers)

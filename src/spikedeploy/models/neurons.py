@@ -114,7 +114,10 @@ class LIF(Neuron):
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         mem = self.initial_mem(current) if self.mem is None else self.mem
-        mem = self.beta.clamp(0, 1) * mem + current
+        return self._fire(self.beta.clamp(0, 1) * mem + current)
+
+    def _fire(self, mem: torch.Tensor) -> torch.Tensor:
+        """Spike where mem > threshold, reset (zero or subtract) in the same step."""
         spk = self.spike_grad(mem - self.threshold).to(mem.dtype)
         reset = spk.detach()
         if self.reset_mechanism == "zero":
@@ -160,15 +163,7 @@ class IF(LIF):
 
     def forward(self, current):
         mem = self.initial_mem(current) if self.mem is None else self.mem
-        mem = mem + current                       # beta = 1: no multiplication
-        spk = self.spike_grad(mem - self.threshold).to(mem.dtype)
-        reset = spk.detach()
-        if self.reset_mechanism == "zero":
-            mem = mem * (1 - reset)
-        else:
-            mem = mem - reset * self.threshold
-        self.mem = mem
-        return spk
+        return self._fire(mem + current)         # beta = 1: no multiplication
 
 
 class Readout(Neuron):

@@ -16,10 +16,12 @@ Composite modules expose the neurons inside them with
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from ..errors import SpikedeployError
-from .neurons import IF
+from .neurons import IF, TSM
 
 
 class PreSpikeResidual(nn.Module):
@@ -48,3 +50,21 @@ class PreSpikeResidual(nn.Module):
 
     def spiking_layers(self) -> dict[str, nn.Module]:
         return {"sn": self.sn}
+
+
+def residual_trunk(c_in: int, channels: int, blocks: int, spatial, num_steps: int, tsm: bool,
+                   threshold: float = 1.0) -> OrderedDict:
+    """SDM's trunk shared by the classifier and the denoiser:
+    conv0 -> bn0 -> ``blocks`` pre-spike residual blocks -> sn_out (IF, TSM-wrapped if asked)."""
+    shape = (channels,) + tuple(spatial)
+
+    def neuron():
+        n = IF(shape, threshold=threshold)
+        return TSM(n, num_steps) if tsm else n
+
+    layers = OrderedDict(conv0=nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
+                         bn0=nn.BatchNorm2d(channels))
+    for b in range(1, blocks + 1):
+        layers[f"block{b}"] = PreSpikeResidual(channels, neuron())
+    layers["sn_out"] = neuron()
+    return layers

@@ -19,14 +19,13 @@ several NIR edges into the next neuron; TSM gains are node metadata
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 
 from torch import nn
 
 from .fit import Timer, Trained, accuracy, base_config, digits, fit
 from .losses import mean_loss
-from .neurons import IF, TSM, Readout, freeze_tsm, tsm_parameters
-from .residual import PreSpikeResidual
+from .neurons import Readout, freeze_tsm, tsm_parameters
+from .residual import residual_trunk
 
 ARCHITECTURE = "sdm-cnn"
 INPUT_SHAPE = (1, 8, 8)
@@ -39,17 +38,7 @@ def build_sdm_cnn(channels: int = 8, blocks: int = 2, num_steps: int = 4, tsm: b
     c_in, h, w = input_shape
     if h % 2 or w % 2:
         raise ValueError(f"input height and width must be even, got {input_shape}")
-    spatial = (channels, h, w)
-
-    def neuron():
-        n = IF(spatial, threshold=threshold)
-        return TSM(n, num_steps) if tsm else n
-
-    layers = OrderedDict(conv0=nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
-                         bn0=nn.BatchNorm2d(channels))
-    for b in range(1, blocks + 1):
-        layers[f"block{b}"] = PreSpikeResidual(channels, neuron())
-    layers["sn_out"] = neuron()
+    layers = residual_trunk(c_in, channels, blocks, (h, w), num_steps, tsm, threshold)
     layers["pool"] = nn.AvgPool2d(2)
     layers["flatten"] = nn.Flatten()
     layers["fc"] = nn.Linear(channels * (h // 2) * (w // 2), num_classes)
