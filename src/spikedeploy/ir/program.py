@@ -362,7 +362,9 @@ def _lower_flatten(name, node, in_shape, dt):
     nd = len(in_shape)
     start = node.start_dim % nd if nd else 0
     end = node.end_dim % nd if nd else 0
-    # NIR's Flatten dims exclude the batch; NIR 0.x producers counted it.
+    # Flatten never moves data in the flat C-order layout: only the logical shape
+    # changes. (NIR 0.x files counted the batch in start_dim; what follows a
+    # Flatten is an Affine/Linear, which needs only the element count.)
     out = in_shape[:start] + (int(np.prod(in_shape[start:end + 1])),) + in_shape[end + 1:]
     return ReshapeOp(name, tuple(out))
 
