@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .data import load_digits_split
-from .fit import Timer, Trained, base_config, run_steps
+from .fit import Timer, Trained, adam_epochs, base_config, run_steps
 from .neurons import Readout, freeze_tsm, tsm_parameters
 from .residual import residual_trunk
 from .sequential import run_snntorch
@@ -69,31 +69,15 @@ ARCHITECTURES = {ARCHITECTURE: (_from_config, {"channels": (int,), "blocks": (in
 
 
 def _fit(model, x, eps, num_steps, epochs, lr, batch_size, seed, parameters=None, frozen_bn=False):
-    rng = np.random.default_rng(seed)
-    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=lr)
-    losses = []
-    model.train()
-    if frozen_bn:
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
-    for _ in range(epochs):
-        order = rng.permutation(len(x))
-        batch = []
-        for first in range(0, len(order), batch_size):
-            idx = order[first:first + batch_size]
-            inputs = torch.from_numpy(np.broadcast_to(x[idx], (num_steps,) + x[idx].shape)
-                                      .astype(np.float32))
-            out = run_steps(model, inputs).mean(0)
-            loss = torch.mean((out - torch.from_numpy(eps[idx].astype(np.float32))) ** 2)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            batch.append(loss.item())
-        losses.append(float(np.mean(batch)))
-    model.eval()
-    return losses
+    """Epsilon prediction: MSE between the mean readout over steps and the noise."""
+    def batch_loss(idx):
+        inputs = torch.from_numpy(np.broadcast_to(x[idx], (num_steps,) + x[idx].shape)
+                                  .astype(np.float32))
+        out = run_steps(model, inputs).mean(0)
+        return torch.mean((out - torch.from_numpy(eps[idx].astype(np.float32))) ** 2)
+
+    return adam_epochs(model, len(x), batch_loss, epochs, batch_size, lr, seed, parameters,
+                       frozen_bn)
 
 
 def train_denoiser(channels: int = 8, blocks: int = 2, num_steps: int = 4, tsm: bool = True,

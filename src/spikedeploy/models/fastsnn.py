@@ -41,7 +41,7 @@ from torch import nn
 
 from ..errors import SpikedeployError
 from .data import NUM_CLASSES, NUM_PIXELS
-from .fit import Timer, Trained, accuracy, base_config, digits
+from .fit import Timer, Trained, accuracy, adam_epochs, base_config, digits
 from .neurons import IF, Readout
 from .sequential import run_snntorch
 
@@ -95,25 +95,13 @@ def build_relu_mlp(sizes=(NUM_PIXELS, 64, NUM_CLASSES)) -> nn.Sequential:
 
 
 def _ann_epochs(model, x, y, epochs, lr, batch_size, seed, parameters=None) -> list[float]:
-    rng = np.random.default_rng(seed)
-    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=lr)
     xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
-    losses = []
-    model.train()
-    for _ in range(epochs):
-        order = rng.permutation(len(x))
-        batch = []
-        for first in range(0, len(order), batch_size):
-            idx = torch.from_numpy(order[first:first + batch_size])
-            loss = F.cross_entropy(model(xt[idx]), yt[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            batch.append(loss.item())
-        losses.append(float(np.mean(batch)))
-    model.eval()
-    return losses
+
+    def batch_loss(idx):
+        idx = torch.from_numpy(idx)
+        return F.cross_entropy(model(xt[idx]), yt[idx])
+
+    return adam_epochs(model, len(x), batch_loss, epochs, batch_size, lr, seed, parameters)
 
 
 def train_relu_mlp(model: nn.Sequential, x, y, epochs: int = 10, lr: float = 5e-3,

@@ -52,14 +52,15 @@ def run_steps(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return torch.stack([model(inputs[t]) for t in range(inputs.shape[0])])
 
 
-def fit(model: nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, num_steps: int, input_shape,
-        epochs: int, batch_size: int = 64, lr: float = 5e-3, seed: int = 0,
-        parameters=None, frozen_batchnorm: bool = False) -> list[float]:
-    """Adam on ``loss_fn(outputs (T, N, ...), labels)``; returns the mean loss of each epoch.
+def adam_epochs(model: nn.Module, num_samples: int, batch_loss, epochs: int, batch_size: int,
+                lr: float, seed: int, parameters=None, frozen_batchnorm: bool = False) -> list[float]:
+    """The minibatch loop every recipe shares: Adam on ``batch_loss(indices) -> loss``.
 
-    ``parameters``: train only these (default: all that require gradients);
-    ``frozen_batchnorm``: BatchNorm layers use (and keep) their running
-    statistics, as at inference -- for fine-tuning a trained network.
+    Each epoch visits the samples in a fresh permutation drawn from ``seed``;
+    returns the mean loss of each epoch. ``parameters``: train only these
+    (default: all that require gradients); ``frozen_batchnorm``: BatchNorm
+    layers use (and keep) their running statistics, as at inference -- for
+    fine-tuning a trained network. The model is left in eval mode.
     """
     if epochs < 1 or batch_size < 1:
         raise SpikedeployError("epochs and batch size must be positive")
@@ -67,7 +68,6 @@ def fit(model: nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, num_steps: int,
     params = [p for p in (parameters if parameters is not None else model.parameters())
               if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr)
-    labels = torch.from_numpy(np.asarray(y, np.int64))
     losses = []
     model.train()
     if frozen_batchnorm:
@@ -75,19 +75,32 @@ def fit(model: nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, num_steps: int,
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     for _ in range(epochs):
-        order = rng.permutation(len(x))
+        order = rng.permutation(num_samples)
         batch_losses = []
-        for first in range(0, len(order), batch_size):
-            idx = order[first:first + batch_size]
-            inputs = torch.from_numpy(image_inputs(x[idx], num_steps, input_shape).astype(np.float32))
-            loss = loss_fn(run_steps(model, inputs), labels[idx])
+        for first in range(0, num_samples, batch_size):
+            loss = batch_loss(order[first:first + batch_size])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             batch_losses.append(loss.item())
         losses.append(float(np.mean(batch_losses)))
-    reset_state(model)
     model.eval()
+    return losses
+
+
+def fit(model: nn.Module, loss_fn, x: np.ndarray, y: np.ndarray, num_steps: int, input_shape,
+        epochs: int, batch_size: int = 64, lr: float = 5e-3, seed: int = 0,
+        parameters=None, frozen_batchnorm: bool = False) -> list[float]:
+    """Adam on ``loss_fn(outputs (T, N, ...), labels)``; returns the mean loss of each epoch."""
+    labels = torch.from_numpy(np.asarray(y, np.int64))
+
+    def batch_loss(idx):
+        inputs = torch.from_numpy(image_inputs(x[idx], num_steps, input_shape).astype(np.float32))
+        return loss_fn(run_steps(model, inputs), labels[idx])
+
+    losses = adam_epochs(model, len(x), batch_loss, epochs, batch_size, lr, seed, parameters,
+                         frozen_batchnorm)
+    reset_state(model)
     return losses
 
 
