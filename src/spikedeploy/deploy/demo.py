@@ -30,7 +30,6 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
 
     say("[1/5] training an snnTorch MLP on the 8x8 digits ...")
     trained = train_and_save(ckpt, progress=lambda msg: say(f"      {msg}"))
-    say(f"      snnTorch test accuracy {trained['test_accuracy']:.4f}")
 
     say("[2/5] exporting to NIR ...")
     write_nir(export_checkpoint(ckpt), nir_path)

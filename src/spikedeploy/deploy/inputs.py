@@ -52,7 +52,7 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     seed = int(program.meta(META_SEED, 0)) if seed is None else seed
     split = load_digits_split(seed=int(program.meta(META_SEED, 0)))
     x_test, y_test = split.x_test[:n], split.y_test[:n]
-    x = encode(x_test, num_steps, encoding, seed=seed + 1)
+    x = encode(x_test, num_steps, encoding, seed=seed)   # as the trainer encodes its test set
     scale = 16.0 if encoding == "direct" else 1.0
     return InputBatch(x.reshape((num_steps, len(x_test)) + tuple(op.shape)), y_test, scale,
                       f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
