@@ -259,3 +259,26 @@ def test_multiple_inputs_need_dict(rng):
         simulate(p, np.zeros((2, 1, 2)))
     r = simulate(p, {"a": np.ones((2, 1, 2)), "b": np.ones((2, 1, 2))})
     assert np.all(r.records["o"] == 2)
+
+
+def test_conv1d_matches_torch_and_runs_on_lava(rng):
+    """Conv1d lowers as a height-1 Conv2d: torch's conv1d numbers, Lava float and fixed equal."""
+    import torch
+    cin, cout, length = 2, 4, 12
+    w = rng.normal(0, 0.8, (cout, cin, 3))
+    b = rng.normal(0, 0.1, cout)
+    conv = nir.Conv1d(input_shape=length, weight=w, stride=1, padding=1, dilation=2, groups=1,
+                      bias=b)
+    out_len = length + 2 - 2 * 2
+    nodes = {"input": nir.Input(input_type=np.array([cin, length])), "conv": conv,
+             "lif": lif(rng, (cout, out_len)),
+             "output": nir.Output(output_type=np.array([cout, out_len]))}
+    graph = chain(nodes)
+    program = lower(graph)
+    assert isinstance(program.ops["conv"], ConvOp) and program.ops["conv"].size == cout * out_len
+    x = spikes(rng, (10, 5, cin, length), p=0.5)
+    expected = torch.nn.functional.conv1d(torch.from_numpy(x[0]), torch.from_numpy(w),
+                                          torch.from_numpy(b), padding=1, dilation=2)
+    got = program.ops["conv"].apply(x[0].reshape(5, -1)) + program.ops["lif"].params.input_bias.reshape(-1)
+    np.testing.assert_allclose(got, expected.reshape(5, -1).numpy(), rtol=1e-12, atol=1e-12)
+    run_both(graph, x)

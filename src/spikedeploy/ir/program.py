@@ -308,6 +308,40 @@ def _lower_conv2d(name, node, in_shape, dt):
                   stride=stride, padding=pad, dilation=dil, groups=groups)
 
 
+def _lower_conv1d(name, node, in_shape, dt):
+    """Conv1d as a Conv2d of height 1: input (C, L) -> (C, 1, L), kernel (.., k) -> (.., 1, k)."""
+    from types import SimpleNamespace
+    w = np.asarray(node.weight, dtype=np.float64)
+    if w.ndim != 3:
+        raise UnsupportedError(name, "weight", f"expected (C_out, C_in/groups, k), got {w.shape}")
+    groups = int(np.asarray(node.groups).item()) if node.groups is not None else 1
+    cin = w.shape[1] * groups
+    size = int(np.prod(in_shape))
+    if len(in_shape) == 3 and in_shape[1] == 1:        # already (C, 1, L)
+        in_shape = (in_shape[0], in_shape[2])
+    if len(in_shape) != 2:
+        if size % cin:
+            raise SpikedeployError(f"node '{name}': Conv1d with {cin} input channels cannot read "
+                                   f"an input of shape {tuple(in_shape)}")
+        in_shape = (cin, size // cin)
+
+    def one(value, field_name):
+        a = np.atleast_1d(np.asarray(value)).astype(np.int64).reshape(-1)
+        if a.size != 1:
+            raise UnsupportedError(name, field_name, f"expected one int, got {value!r}")
+        return int(a[0])
+
+    padding = node.padding
+    if not isinstance(padding, (str, bytes)) and not (
+            isinstance(padding, np.ndarray) and padding.dtype.kind in "SUO"):
+        padding = (0, one(padding, "padding"))
+    as_2d = SimpleNamespace(weight=w[:, :, None, :], groups=groups, padding=padding,
+                            stride=(1, one(node.stride, "stride")),
+                            dilation=(1, one(node.dilation, "dilation")),
+                            bias=getattr(node, "bias", None), input_shape=None)
+    return _lower_conv2d(name, as_2d, (in_shape[0], 1, in_shape[1]), dt)
+
+
 def _lower_pool(kind):
     def rule(name, node, in_shape, dt):
         k = _pair(node.kernel_size, name, "kernel_size")
@@ -422,6 +456,7 @@ LOWERINGS: dict[type, Callable] = {
     nir.I: _lower_neuron,
     nir.Threshold: _lower_threshold,
     nir.Conv2d: _lower_conv2d,
+    nir.Conv1d: _lower_conv1d,
     nir.SumPool2d: _lower_pool("sum"),
     nir.AvgPool2d: _lower_pool("avg"),
     nir.Scale: _lower_scale,
