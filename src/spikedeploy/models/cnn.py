@@ -23,13 +23,12 @@ Leaky -> ``nir.LIF``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from contextlib import contextmanager
 
 import snntorch as snn
 import torch
 from torch import nn
 
-from .fit import Timer, Trained, accuracy, base_config, digits, fit
+from .fit import Timer, Trained, base_config, digits, fit_and_score
 from .losses import count_loss
 
 ARCHITECTURE = "snn-cnn"
@@ -38,20 +37,6 @@ READOUT = "spike_count"
 BETA_RANGE = (0.8, 0.95)
 
 
-@contextmanager
-def single_thread():
-    """Run torch on one thread, restoring the caller's setting afterwards.
-
-    These models are tiny: one thread is faster, and with two threads on a
-    busy 2-core machine torch's thread pool spins (measured: the recurrent
-    recipe took 80 s with 2 threads under load, 4.5 s with 1; same result).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def per_neuron_leaky(shape, generator: torch.Generator, beta_range=BETA_RANGE,
@@ -100,10 +85,8 @@ def train_cnn(channels=(8, 16), num_steps: int = 8, epochs: int = 10, batch_size
     torch.manual_seed(seed)
     data = digits(seed, train_subset)
     model = build_cnn(channels, seed=seed)
-    with single_thread():
-        losses = fit(model, count_loss, data.x_train, data.y_train, num_steps, INPUT_SHAPE,
-                     epochs, batch_size=batch_size, lr=lr, seed=seed)
-        acc = accuracy(model, data.x_test, data.y_test, num_steps, INPUT_SHAPE, READOUT)
+    losses, acc = fit_and_score(model, count_loss, data, num_steps, INPUT_SHAPE, READOUT,
+                                epochs, batch_size, lr, seed)
     config = base_config(ARCHITECTURE, num_steps, INPUT_SHAPE, READOUT, seed,
                          channels=[int(c) for c in channels], num_outputs=10,
                          epochs=epochs, epoch_losses=losses, test_accuracy=acc, **timer.info())

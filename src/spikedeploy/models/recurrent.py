@@ -29,9 +29,9 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from .cnn import BETA_RANGE, per_neuron_leaky, single_thread
+from .cnn import BETA_RANGE, per_neuron_leaky
 from .data import NUM_CLASSES, NUM_PIXELS
-from .fit import Timer, Trained, accuracy, base_config, digits, fit
+from .fit import Timer, Trained, base_config, digits, fit_and_score
 from .losses import count_loss
 
 ARCHITECTURE = "snn-rnn"
@@ -76,10 +76,8 @@ def train_rnn(hidden: int = 64, num_steps: int = 10, epochs: int = 10, batch_siz
     torch.manual_seed(seed)
     data = digits(seed, train_subset)
     model = build_rnn(hidden, seed=seed)
-    with single_thread():
-        losses = fit(model, count_loss, data.x_train, data.y_train, num_steps, INPUT_SHAPE,
-                     epochs, batch_size=batch_size, lr=lr, seed=seed)
-        acc = accuracy(model, data.x_test, data.y_test, num_steps, INPUT_SHAPE, READOUT)
+    losses, acc = fit_and_score(model, count_loss, data, num_steps, INPUT_SHAPE, READOUT,
+                                epochs, batch_size, lr, seed)
     config = base_config(ARCHITECTURE, num_steps, INPUT_SHAPE, READOUT, seed, hidden=int(hidden),
                          num_inputs=NUM_PIXELS, num_outputs=NUM_CLASSES, epochs=epochs,
                          epoch_losses=losses, test_accuracy=acc, **timer.info())
