@@ -21,7 +21,7 @@ from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import LinearOp, lower
+from spikedeploy.ir.lowering import lower
 
 DT = 1e-4
 
@@ -69,7 +69,7 @@ def cnn(rng):
 
 def bare_matmul_floor(program, x):
     """The same maths as plain numpy with no framework: the speed floor."""
-    linear = [op for op in program.ops.values() if isinstance(op, LinearOp)]
+    linear = [op for op in program.ops.values() if op.synaptic]
     weights = [op.matrix().T.tocsr() if hasattr(op.matrix(), "tocsr") else
                np.ascontiguousarray(op.matrix().T) for op in linear]
     n = x.shape[1]

@@ -11,10 +11,11 @@ import os
 import sys
 
 from ..errors import SpikedeployError
+from ..metadata import ENCODINGS
 
 
 # spikedeploy.models.recipes.RECIPES by name (kept here so that parsing imports no torch;
-# tests/test_mechanisms_cli.py checks that both list the same models).
+# tests/deploy/test_mechanisms_cli.py checks that both list the same models).
 TRAIN_MODELS = {
     "mlp": "the reference snnTorch MLP (Leaky, spike-count readout)",
     "sdm-cnn": "SDM residual IF CNN with TSM gains",
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden neurons (mlp 128, imp 128, fastsnn 64, ugo 32)")
     p.add_argument("--steps", type=int, default=None,
                    help="time steps T (mlp 25, sdm-cnn/imp 4, ugo 32; fastsnn: 2^bits - 1)")
-    p.add_argument("--encoding", choices=["rate", "direct"], default=None,
+    p.add_argument("--encoding", choices=list(ENCODINGS), default=None,
                    help="mlp only: input encoding (default rate; the others use direct input)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)

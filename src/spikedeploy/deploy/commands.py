@@ -7,13 +7,15 @@ from pathlib import Path
 
 from ..errors import SpikedeployError
 from ..fileio import write_text
-from ..hw_sim.compare import accuracy, compare_records
-from ..ir.load import META_READOUT, read_nir
-from ..ir.passes import scale_thresholds
-from ..ir.program import lower
-from .inputs import resolve_inputs
+from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
-from .runs import layer_names, run_backend, save_records, spike_counts
+from ..ir import fixed_point as fxp
+from ..ir.load import read_nir
+from ..ir.lowering import lower
+from ..ir.passes import scale_thresholds
+from ..readout import accuracy
+from .inputs import resolve_inputs
+from .runs import layer_names, quantisation_lines, run_backend, save_records, spike_counts
 
 
 def _say(*parts) -> None:
@@ -33,10 +35,6 @@ def _load(args):
 def _batch(args, program, default_samples=100):
     return resolve_inputs(program, args.samples, args.input, args.labels, args.steps,
                           args.seed, default_samples)
-
-
-def _readout(program) -> str:
-    return str(program.meta(META_READOUT, "spike_count"))
 
 
 def cmd_train(args) -> int:
@@ -64,29 +62,21 @@ def cmd_simulate(args) -> int:
     batch = _batch(args, program)
     _say(f"simulating on {args.backend} ({args.precision}, dt={program.dt:g} s): {batch.source}")
     result = run_backend(graph, program, batch, args.backend, args.precision)
-    if args.precision == "fixed":
+    if result.fixed is not None:
         _say("quantisation error per layer (weights, thresholds, gains: relative RMS; du, dv: largest absolute):")
-        for line in quantisation_lines(program, batch.input_scale):
+        for line in quantisation_lines(result.fixed):
             _say(line)
     if result.latency:
         _say(f"Lava pipeline latency: {result.latency} steps (outputs aligned)")
     for name, count in spike_counts(result).items():
         _say(f"  {name:>16}: {count} spikes")
     if batch.labels is not None:
-        _say(f"accuracy: {accuracy(result.output(), batch.labels, _readout(program)):.4f} "
+        _say(f"accuracy: {accuracy(result.output(), batch.labels, program.readout):.4f} "
              f"on {len(batch.labels)} samples")
     if args.save:
         save_records(args.save, result)
         _say(f"saved spikes to {args.save}")
     return 0
-
-
-def quantisation_lines(program, input_scale: float) -> list[str]:
-    """The fixed-point error of every quantised layer (the same quantisation Lava runs)."""
-    from ..ir import fixed_point as fxp
-    errors = fxp.quantise(program, input_scale).errors
-    return [f"  {layer:>16}: " + ", ".join(f"{field} {value:.2e}" for field, value in fields.items())
-            for layer, fields in errors.items()]
 
 
 def cmd_energy(args) -> int:
@@ -115,14 +105,15 @@ def cmd_check(args) -> int:
 def cmd_verify(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program, default_samples=20)
-    runs = {"reference": run_backend(graph, program, batch, "reference", args.precision)}
+    fixed = fxp.for_run(program, args.precision, None, batch.input_scale)
+    runs = {"reference": run_backend(graph, program, batch, "reference", args.precision,
+                                     fixed=fixed)}
     if not args.no_lava:
-        runs["lava"] = run_backend(graph, program, batch, "lava", args.precision)
+        runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
     if args.checkpoint:
         from .stages import checkpoint_records   # imports torch: only when asked
-        records = checkpoint_records(
-            args.checkpoint, batch.x,
-            threshold_scale=float(program.meta("spikedeploy.threshold_scale", 1.0)))
+        records = checkpoint_records(args.checkpoint, batch.x,
+                                     threshold_scale=program.threshold_scale)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
     report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)
@@ -165,12 +156,11 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
     acc = {}
     labels = batch.labels
     if labels is not None:
-        readout = _readout(program)
-        acc = {name: accuracy(run.output(), labels, readout)
+        acc = {name: accuracy(run.output(), labels, program.readout)
                for name, run in runs.items() if program.outputs[0] in run.records}
     return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
             "dt": program.dt,
-            "threshold_scale": float(program.meta("spikedeploy.threshold_scale", 1.0)),
+            "threshold_scale": program.threshold_scale,
             "passed": passed, "max_disagreement": max_disagreement, "accuracy": acc,
             "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
 
@@ -191,7 +181,7 @@ def format_verify(report: dict) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from .stages import threshold_sweep
+    from .sweep import threshold_sweep
     graph, program = _load(args)
     batch = _batch(args, program)
     try:

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 from ..fileio import write_text
-from ..hw_sim.compare import accuracy, compare_records
-from ..ir.load import read_nir
-from ..ir.program import lower
-from .inputs import resolve_inputs
+from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
+from ..ir.load import read_nir
+from ..ir.lowering import lower
+from ..metadata import DEFAULT_SEED, SEED
+from ..readout import accuracy
+from .inputs import resolve_inputs
 from .runs import run_backend, save_records
 from .stages import checkpoint_records
 
@@ -35,7 +37,7 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     write_nir(export_checkpoint(ckpt), nir_path)
     graph = read_nir(nir_path)
     program = lower(graph)
-    readout = str(program.meta("spikedeploy.readout", "spike_count"))
+    readout = program.readout
     n = samples if samples is not None else len(_test_labels(program))
     batch = resolve_inputs(program, n, None, None, None, None, n)
 
@@ -90,4 +92,4 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
 
 def _test_labels(program):
     from ..models.data import load_digits_split
-    return load_digits_split(seed=int(program.meta("spikedeploy.seed", 0))).y_test
+    return load_digits_split(seed=int(program.meta(SEED, DEFAULT_SEED))).y_test

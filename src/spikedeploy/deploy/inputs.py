@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikedeployError
-from ..ir.load import META_ENCODING, META_NUM_STEPS
-from ..ir.program import Program
-
-META_SEED = "spikedeploy.seed"
+from ..ir.ops import Program
+from ..metadata import (DEFAULT_ENCODING, DEFAULT_NUM_STEPS, DEFAULT_SEED, ENCODING, NUM_STEPS,
+                        SEED)
 
 
 @dataclass
@@ -47,10 +46,10 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     n = default_samples if samples is None else samples
     if n <= 0:
         raise SpikedeployError("--samples must be positive")
-    encoding = program.meta(META_ENCODING, "rate")
-    num_steps = steps or int(program.meta(META_NUM_STEPS, 25))
-    seed = int(program.meta(META_SEED, 0)) if seed is None else seed
-    split = load_digits_split(seed=int(program.meta(META_SEED, 0)))
+    encoding = program.meta(ENCODING, DEFAULT_ENCODING)
+    num_steps = steps or int(program.meta(NUM_STEPS, DEFAULT_NUM_STEPS))
+    seed = int(program.meta(SEED, DEFAULT_SEED)) if seed is None else seed
+    split = load_digits_split(seed=int(program.meta(SEED, DEFAULT_SEED)))
     x_test, y_test = split.x_test[:n], split.y_test[:n]
     x = encode(x_test, num_steps, encoding, seed=seed)   # as the trainer encodes its test set
     scale = 16.0 if encoding == "direct" else 1.0

@@ -1,8 +1,8 @@
 """Running one graph on a chosen backend, and saving what came out."""
 from __future__ import annotations
 
-import numpy as np
 import nir
+import numpy as np
 
 from ..errors import SpikedeployError
 from ..fileio import write_atomically
@@ -10,19 +10,21 @@ from ..hw_sim.lava_runner import simulate_lava
 from ..hw_sim.reference import simulate
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
-from ..ir.program import NeuronOp, Program
+from ..ir.ops import NeuronOp, Program
 from .inputs import InputBatch
 
 
-def run_backend(graph: nir.NIRGraph, program: Program, batch: InputBatch, backend: str,
-                precision: str, record: str = "all") -> SimResult:
+def run_backend(graph: nir.NIRGraph | None, program: Program, batch: InputBatch, backend: str,
+                precision: str, record: str = "all",
+                fixed: fxp.FixedProgram | None = None) -> SimResult:
+    """Run ``batch`` on ``backend``. In fixed point the run uses ``fixed`` (quantised here,
+    once, with the batch's input scale when not given); the result carries it."""
+    if backend not in ("reference", "lava"):
+        raise SpikedeployError(f"unknown backend {backend!r} (lava|reference)")
+    fixed = fxp.for_run(program, precision, fixed, batch.input_scale)
     if backend == "reference":
-        fixed = fxp.quantise(program, batch.input_scale) if precision == "fixed" else None
         return simulate(program, batch.x, precision, fixed, record=record)
-    if backend == "lava":
-        return simulate_lava(graph, batch.x, precision, input_scale=batch.input_scale,
-                             record=record, program=program)
-    raise SpikedeployError(f"unknown backend {backend!r} (lava|reference)")
+    return simulate_lava(graph, batch.x, precision, record=record, program=program, fixed=fixed)
 
 
 def layer_names(program: Program) -> list[str]:
@@ -35,12 +37,19 @@ def spike_counts(result: SimResult) -> dict[str, int]:
             for name in layer_names(result.program) if name in result.records}
 
 
+def quantisation_lines(fixed: fxp.FixedProgram) -> list[str]:
+    """The fixed-point error of every quantised layer, as the run's quantisation measured it."""
+    return [f"  {layer:>16}: " + ", ".join(f"{field} {value:.2e}" for field, value in fields.items())
+            for layer, fields in fixed.errors.items()]
+
+
 def save_records(path, result: SimResult) -> None:
     """``output``: (T, N, *output_shape); ``layer/<name>``: every recorded layer's (T, N, *shape)."""
     arrays = {"output": result.output()}
     for name, rec in result.records.items():
         op = result.program.ops[name]
         arrays[f"layer/{name}"] = rec.reshape(rec.shape[:2] + tuple(op.shape))
+
     def write(tmp):
         with open(tmp, "wb") as f:   # a file object: numpy would append .npz to a path
             np.savez_compressed(f, **arrays)

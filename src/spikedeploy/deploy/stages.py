@@ -1,5 +1,4 @@
-"""The deploy layer's calls into the model stage: training to a checkpoint, snnTorch runs,
-and the threshold-guidance sweep."""
+"""The deploy layer's calls into the model stage: training to a checkpoint and snnTorch runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -101,42 +100,3 @@ def checkpoint_records(checkpoint, x: np.ndarray, threshold_scale: float = 1.0) 
         model = scale_thresholds(model, threshold_scale)
     spikes = run_snntorch(model, x)
     return {name: s.reshape(s.shape[0], s.shape[1], -1) for name, s in spikes.items()}
-
-
-def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
-                    precision: str = "float", profile: str = "45nm",
-                    targets: np.ndarray | None = None) -> list[dict]:
-    """Threshold guidance (SDM): accuracy, spikes and energy for each threshold scale gamma.
-
-    ``batch``: an :class:`~spikedeploy.deploy.inputs.InputBatch`. Each row:
-    gamma, accuracy (None without labels), total spikes, energy per inference
-    (pJ) and the ANN's, from ``spikedeploy.energy``; with ``targets`` (N,
-    *output_shape), also ``mse``: the mean squared error of the graph's readout
-    (mean or last step of the output) against them (e.g. a denoiser's eps).
-    """
-    from ..energy.report import energy_report
-    from ..hw_sim.compare import accuracy
-    from ..ir.load import META_READOUT
-    from ..ir.passes import scale_thresholds
-    from .runs import run_backend, spike_counts
-
-    readout = str(program.meta(META_READOUT, "spike_count"))
-    rows = []
-    for gamma in gammas:
-        scaled = scale_thresholds(program, float(gamma))
-        result = run_backend(graph, scaled, batch, backend, precision)
-        report = energy_report(result, profile=profile)
-        rows.append({
-            "threshold_scale": float(gamma),
-            "accuracy": (None if batch.labels is None
-                         else accuracy(result.output(), batch.labels, readout)),
-            "spikes": int(sum(spike_counts(result).values())),
-            "energy_per_inference_pJ": float(report.total_energy_pj),
-            "ann_energy_per_inference_pJ": float(report.ann_energy_pj),
-        })
-        if targets is not None:
-            out = result.output()
-            value = out[-1] if readout == "last_step" else out.mean(axis=0)
-            want = np.asarray(targets, np.float64).reshape(value.shape)
-            rows[-1]["mse"] = float(np.mean((value - want) ** 2))
-    return rows

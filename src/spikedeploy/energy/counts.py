@@ -22,9 +22,9 @@ divide by the number of samples N. Definitions:
   is what evaluating the layer densely at every step would cost.
   Binary-ness is judged per layer over the whole run, so a layer is
   entirely AC or entirely MAC. In fixed precision a recorded value is
-  divided by its op's integer scale before the test (the run's
-  ``info["fixed"]`` FixedProgram, re-derived with ``info["input_scale"]``
-  when a fixed run carries none; scale 1 in floating point).
+  divided by its op's integer scale before the test (the scales of the
+  FixedProgram the run carries, ``SimResult.fixed``; scale 1 in floating
+  point).
 * **Bias additions**, counted apart from synaptic operations: one addition
   per neuron with a non-zero bias per time step (Affine/Conv biases are
   folded into the neurons they feed, where they are added every step, as on
@@ -60,21 +60,20 @@ import numpy as np
 
 from ..errors import SpikedeployError
 from ..hw_sim.result import SimResult
-from ..ir.program import LinearOp, NeuronOp, Op, Program, ReshapeOp, ThresholdOp
+from ..ir.ops import NeuronOp, Op, Program, ReshapeOp
 from .fanout import VARIANTS, connectivity, fanout, is_synaptic, tool_layer
 
-NEURON_TYPES = (NeuronOp, ThresholdOp)
 BINARY_VALUES = (0.0, 1.0)
 NEUROBENCH_BINARY = (-1.0, 0.0, 1.0)
 RASTER_MAX_NEURONS = 256       # raster of one sample: at most this many neurons per layer
 
 
 def is_neuron_layer(op: Op) -> bool:
-    return isinstance(op, NEURON_TYPES)
+    return isinstance(op, NeuronOp)
 
 
 def _spiking(op: Op) -> bool:
-    return isinstance(op, ThresholdOp) or (isinstance(op, NeuronOp) and op.params.spiking)
+    return isinstance(op, NeuronOp) and op.params.spiking
 
 
 def _zeros(n: int) -> np.ndarray:
@@ -221,7 +220,6 @@ class _Records:
         self.program = result.program
         self.cache: dict[str, np.ndarray] = {}
         self._driven: dict[str, np.ndarray] = {}
-        self._fixed = None
 
     def get(self, name: str) -> np.ndarray:
         records = self.result.records
@@ -232,25 +230,28 @@ class _Records:
         op = self.program.ops.get(name)
         if isinstance(op, ReshapeOp) and len(op.inputs) == 1 and not op.recurrent:
             return self.get(op.inputs[0])
-        if isinstance(op, LinearOp) and op.inputs:
+        if op is not None and op.synaptic and op.inputs:
             self.cache[name] = self._recompute(op)
             return self.cache[name]
         raise SpikedeployError(
             f"no record for op '{name}': the energy report needs every op's output "
             "(run the simulator with record='all')")
 
-    def _recompute(self, op: LinearOp) -> np.ndarray:
+    def _recompute(self, op: Op) -> np.ndarray:
         """The op's output per step, computed as the reference simulator computes it
         (its runner for the run's precision, on the sum of the op's inputs)."""
-        from ..hw_sim.reference import RUNNERS, runner_for
+        from ..hw_sim.reference import RUNNERS
         precision = self.result.precision
-        cls = runner_for(RUNNERS.get(precision, {}), op)
-        if cls is None:
+        table = RUNNERS.get(precision)
+        if table is None or table.problem(op):
             raise SpikedeployError(
                 f"no record for synaptic op '{op.name}', which feeds another synaptic op, and "
                 f"no {precision} reference runner to recompute it")
+        if precision == "fixed" and self.result.fixed is None:
+            raise SpikedeployError(f"the fixed-point run carries no quantisation (SimResult.fixed) "
+                                   f"to recompute synaptic op '{op.name}'")
         t, n = self.result.num_steps, self.result.num_samples
-        runner = cls(op, n, self.fixed())
+        runner = table[type(op)](op, n, self.result.fixed)
         srcs = []
         for src in op.inputs:
             x = self.get(src)
@@ -264,21 +265,12 @@ class _Records:
             out[step] = y
         return out
 
-    def fixed(self):
-        """The run's FixedProgram (fixed precision): the run's own, or re-derived
-        (quantisation is deterministic; a Lava run's input scale from its info)."""
-        if self.result.precision != "fixed":
-            return None
-        if self._fixed is None:
-            self._fixed = self.result.info.get("fixed")
-            if self._fixed is None:
-                from ..ir import fixed_point as fxp
-                self._fixed = fxp.quantise(
-                    self.program, input_scale=float(self.result.info.get("input_scale", 1.0)))
-        return self._fixed
-
     def scale(self, name: str) -> float:
-        fixed = self.fixed() if self.result.precision == "fixed" else self.result.info.get("fixed")
+        """Integer units per float unit of op ``name``'s records (1 in floating point)."""
+        fixed = self.result.fixed
+        if fixed is None and self.result.precision == "fixed":
+            raise SpikedeployError("the fixed-point run carries no quantisation (SimResult.fixed): "
+                                   "its integer records cannot be converted to float units")
         scales = getattr(fixed, "scales", None) or {}
         scale = scales.get(name, 1.0)
         return float(scale) if scale else 1.0
@@ -355,7 +347,7 @@ def count_synaptic(result: SimResult, op: Op, records: _Records | None = None) -
             value_ops[t] += float((xt.astype(np.float64) @ fan_all).sum())
             step_binary[t] &= _is_binary(xt, 1.0, NEUROBENCH_BINARY)
     ops = np.rint(ops).astype(np.int64)
-    bias = op.full_bias() if isinstance(op, LinearOp) else None
+    bias = op.full_bias()
     bias_adds = _zeros(num_steps) + (0 if bias is None else int(np.count_nonzero(bias)) * n)
     return SynapticCounts(
         name=op.name, op_type=op.nir_type or type(op).__name__, in_size=fan.in_size,

@@ -18,18 +18,19 @@ one dense evaluation *as the FLOP counters of the literature count them*
 C_out x H_out x W_out x C_in/groups x kH x kW, padded taps included, so it
 exceeds the number of synapses on small maps; for Dense in x out.
 
-``FANOUT`` maps an op type to a function ``op -> FanOut``; supporting a new
-synaptic layer type is one entry there (``tests/test_energy.py`` checks every
-entry against a brute-force loop over the op's own matrix).
+``FANOUT`` is an OpTable: synaptic op class -> function ``op -> FanOut``;
+supporting a new synaptic op type is one entry there (the energy tests check
+every entry against a brute-force loop over the op's own matrix, and the
+registry-coverage test that every synaptic op type has one).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from ..ir.program import ConvOp, DenseOp, LinearOp, Op, ScaleOp
+from ..ir.op_table import OpTable
+from ..ir.ops import ConvOp, DenseOp, Op, ScaleOp
 
 VARIANTS = ("nonzero", "all")
 VARIANT_LABELS = {"nonzero": "non-zero weights", "all": "all synapses"}
@@ -94,21 +95,6 @@ def _scale_fanout(op: ScaleOp) -> FanOut:
                   flops=int(s.size))
 
 
-def _tap_hits(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> np.ndarray:
-    """A[k, i] = 1 where kernel tap k of some output position reads input position i.
-
-    For a given tap k and input position i there is at most one output
-    position o with o * stride - pad + k * dil == i, so the count is 0 or 1.
-    """
-    hits = np.zeros((k, size_in), np.int64)
-    o = np.arange(size_out)
-    for kk in range(k):
-        i = o * stride - pad + kk * dil
-        i = i[(i >= 0) & (i < size_in)]
-        hits[kk, i] = 1
-    return hits
-
-
 def _conv_fanout(op: ConvOp) -> FanOut:
     """Exact per-pixel fan-out of a 2-D convolution (borders, stride, dilation, groups).
 
@@ -119,12 +105,12 @@ def _conv_fanout(op: ConvOp) -> FanOut:
     """
     w = np.asarray(op.weight)
     cout, cin_g, kh, kw = w.shape
-    cin, h, wd = (int(s) for s in op.in_shape)
+    cin = int(op.in_shape[0])
     _, ho, wo = (int(s) for s in op.shape)
     groups = int(op.groups)
     g_out = cout // groups
-    ay = _tap_hits(h, ho, kh, op.stride[0], op.padding[0][0], op.dilation[0])
-    ax = _tap_hits(wd, wo, kw, op.stride[1], op.padding[1][0], op.dilation[1])
+    geometry = op.geometry
+    ay, ax = geometry.tap_hits(0), geometry.tap_hits(1)
 
     def per_channel(kernel_used: np.ndarray) -> np.ndarray:
         # (cout, cin_g, kh, kw) -> per input channel: sum over the group's outputs
@@ -138,49 +124,41 @@ def _conv_fanout(op: ConvOp) -> FanOut:
 
 
 # Registry: synaptic op type -> its per-input-element fan-out. One entry per type.
-FANOUT: dict[type, Callable[[Op], FanOut]] = {
+FANOUT: OpTable = OpTable("energy fan-out rule", entries={
     DenseOp: _dense_fanout,
     ConvOp: _conv_fanout,     # Conv2d, and SumPool2d/AvgPool2d (ConvOp.pool = "sum"|"avg")
     ScaleOp: _scale_fanout,
-}
+})
 
 
 def is_synaptic(op: Op) -> bool:
-    return type(op) in FANOUT
+    return op.synaptic
 
 
 def fanout(op: Op) -> FanOut:
     """The fan-out of ``op``'s input elements (``op`` must be a synaptic op)."""
-    try:
-        rule = FANOUT[type(op)]
-    except KeyError:
-        raise TypeError(f"op '{op.name}' ({type(op).__name__}) is not a synaptic layer") from None
-    return rule(op)
-
-
-def layer_weights(op: Op) -> np.ndarray | None:
-    """The weights that define a linear op's matrix (Dense/Conv weight, Scale factors)."""
-    for attr in ("weight", "scale"):
-        value = getattr(op, attr, None)
-        if value is not None:
-            return np.asarray(value)
-    return None
+    if not op.synaptic:
+        raise TypeError(f"op '{op.name}' ({type(op).__name__}) is not a synaptic layer")
+    return FANOUT.lookup(op)(op)
 
 
 def connectivity(op: Op):
     """Sparse (out_size, in_size) matrix with 1 where a non-zero weight connects in -> out.
 
-    None for a synaptic op type that is not a :class:`LinearOp` (no matrix form).
+    None for a synaptic op type without a matrix form.
     """
-    weights = layer_weights(op)
-    if not isinstance(op, LinearOp) or weights is None:
+    try:
+        weights = getattr(op, "weights", None)
+    except NotImplementedError:
+        weights = None
+    if weights is None or not hasattr(op, "matrix"):
         return None
     from scipy import sparse
-    m = op.matrix((weights != 0).astype(np.float64))
+    m = op.matrix((np.asarray(weights) != 0).astype(np.float64))
     return sparse.csr_matrix(m)
 
 
 def tool_layer(op: Op) -> bool:
     """Whether NeuroBench and sinabs count the layer: torch Linear and Conv only
     (pooling and Scale are not connection layers for them)."""
-    return isinstance(op, DenseOp) or (isinstance(op, ConvOp) and not op.pool)
+    return type(op) is DenseOp or (type(op) is ConvOp and not op.pool)

@@ -303,11 +303,6 @@ def neuron_energy(c: NeuronCounts, p: EnergyProfile, memory: bool = False) -> di
     return {k: np.asarray(v, np.float64) for k, v in e.items()}
 
 
-def layer_energy_pj(counts: SynapticCounts, profile: EnergyProfile, variant: str) -> np.ndarray:
-    """Synaptic energy per step (pJ, total over the batch) of one synaptic layer."""
-    return synaptic_energy(counts, profile, variant)["synaptic"]
-
-
 def ann_macs(counts: OperationCounts) -> int:
     """MACs of one dense ANN forward pass: every synapse once (not x T)."""
     return int(sum(c.synapses for c in counts.synaptic.values()))

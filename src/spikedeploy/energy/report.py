@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import SpikedeployError
 from ..fileio import write_text
 from ..hw_sim.result import SimResult
-from ..ir.program import Program
+from ..ir.ops import Program
 from .conventions import DEFINITIONS as TOOL_DEFINITIONS
 from .conventions import all_conventions
 from .counts import NeuronCounts, OperationCounts, SynapticCounts, count_operations, \
@@ -336,8 +336,8 @@ class EnergyReport:
         lines = [
             f"Energy per inference (mean over {self.num_samples} samples x {self.num_steps} steps "
             f"of dt={self.counts.program.dt:g} s"
-            + (f", thresholds x {g:g}" if (g := float(self.counts.program.meta(
-                "spikedeploy.threshold_scale", 1.0))) != 1.0 else "") + "; "
+            + (f", thresholds x {g:g}" if (g := self.counts.program.threshold_scale) != 1.0
+               else "") + "; "
             f"{self.backend or '?'} {self.precision or ''} run; fan-out: "
             f"{VARIANT_LABELS[self.variant]}; profile {p.name}: E_AC {p.e_ac_pj:g} pJ, "
             f"E_MAC {p.e_mac_pj:g} pJ)",
@@ -380,7 +380,7 @@ class EnergyReport:
             "backend": self.backend, "precision": self.precision,
             "num_samples": n, "num_steps": self.num_steps,
             "dt": self.counts.program.dt,
-            "threshold_scale": float(self.counts.program.meta("spikedeploy.threshold_scale", 1.0)),
+            "threshold_scale": self.counts.program.threshold_scale,
             "variant": self.variant, "variant_label": VARIANT_LABELS[self.variant],
             "memory_term": self.memory,
             "profile": self.profile.to_dict(),

@@ -44,7 +44,7 @@ convolutional layers:
 
 * ``IF`` / ``LIF`` / ``IMPLIF`` -> ``nir.IF`` (beta = 1, r = 1/dt so g = 1)
   or ``nir.LIF`` as above, v_reset = 0. What NIR has no field for goes into
-  node metadata (keys defined in :mod:`spikedeploy.ir.semantics`, honoured
+  node metadata (keys defined in :mod:`spikedeploy.metadata`, honoured
   by the reference simulator and the Lava process ``WindowedNeuron``):
 
   ============================ ===============================================
@@ -80,11 +80,12 @@ from typing import Callable
 import nir
 import numpy as np
 import snntorch as snn
+from nir.ir.utils import calculate_conv_output   # NIR's own output-size rule
 import torch
 from torch import nn
 
 from ..errors import UnsupportedError
-from ..ir.semantics import META_RESET_MODE, META_TSM_GAIN, META_V_INIT
+from ..metadata import RESET_MODE, TSM_GAIN, V_INIT
 from ..models.neurons import IF, IMPLIF, LIF, TSM, Readout
 from ..models.residual import PreSpikeResidual
 from ..models.sta import TCSA
@@ -247,6 +248,14 @@ def _time_constant(decay: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray
     return dt * ratio, ratio
 
 
+def step_decay(node, dt: float) -> np.ndarray:
+    """The per-step voltage decay (snnTorch's beta) of an IF/LIF node this exporter wrote:
+    1 - dt/tau, which :func:`_time_constant` makes equal to beta; 1 for IF."""
+    if isinstance(node, nir.IF):
+        return np.ones(np.shape(node.v_threshold))
+    return 1.0 - dt / np.asarray(node.tau, np.float64)
+
+
 def _per_neuron(name, field, value, shape) -> np.ndarray:
     value = _float64(value)
     try:
@@ -383,21 +392,11 @@ def conv_node(name: str, module: nn.Conv2d, in_shape, bn=None):
         bias = np.zeros(weight.shape[0])
     stride, dilation = _pair(module.stride), _pair(module.dilation)
     _, h, w = in_shape
-    if isinstance(module.padding, str):
-        if module.padding == "valid":
-            pad = (0, 0)
-        else:   # "same" (stride 1): torch puts the extra pixel after, like the lowering
-            pad = None
+    if isinstance(module.padding, str):   # "same" (stride 1): torch puts the extra pixel after
+        padding = (0, 0) if module.padding == "valid" else "same"
     else:
-        pad = _pair(module.padding)
-    kh, kw = weight.shape[2:]
-    if pad is None:
-        out_hw = (h, w)
-        padding = "same"
-    else:
-        out_hw = tuple((size + 2 * p - d * (k - 1) - 1) // s + 1
-                       for size, p, d, k, s in zip((h, w), pad, dilation, (kh, kw), stride))
-        padding = pad
+        padding = _pair(module.padding)
+    out_hw = calculate_conv_output((h, w), padding, dilation, weight.shape[2:], stride)
     node = nir.Conv2d(input_shape=(h, w), weight=weight, stride=stride, padding=padding,
                       dilation=dilation, groups=int(module.groups), bias=bias)
     return node, (weight.shape[0],) + tuple(int(s) for s in out_hw)
@@ -443,7 +442,7 @@ def _avgpool(name, module: nn.AvgPool2d, in_shape, dt):
     if any(pad) and not module.count_include_pad:
         raise UnsupportedError(name, "count_include_pad", "NIR's AvgPool2d counts padded pixels")
     c, h, w = in_shape
-    out = tuple((size + 2 * p - kk) // s + 1 for size, p, kk, s in zip((h, w), pad, k, stride))
+    out = tuple(int(v) for v in calculate_conv_output((h, w), pad, (1, 1), k, stride))
     node = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(stride), padding=np.array(pad))
     return node, (c,) + out
 
@@ -476,11 +475,11 @@ def _lif_module(name, module: LIF, in_shape, dt):
     zeros = np.zeros(shape)
     metadata = {}
     if module.reset_mechanism == "subtract":
-        metadata[META_RESET_MODE] = "subtract"
+        metadata[RESET_MODE] = "subtract"
     elif module.reset_mechanism != "zero":
         raise UnsupportedError(name, "reset_mechanism", f"unknown reset {module.reset_mechanism!r}")
     if np.any(v_init != 0):
-        metadata[META_V_INIT] = v_init
+        metadata[V_INIT] = v_init
     if np.all(beta == 1.0):
         node = nir.IF(r=_unit_gain_r(shape, dt), v_threshold=threshold, v_reset=zeros,
                       metadata=metadata)
@@ -516,7 +515,7 @@ def _tsm(name, module: TSM, in_shape, dt):
     gains = _float64(module.gain).reshape(-1)
     if not np.all(np.isfinite(gains)):
         raise UnsupportedError(name, "gain", "TSM gains must be finite")
-    node.metadata = dict(node.metadata or {}, **{META_TSM_GAIN: gains})
+    node.metadata = dict(node.metadata or {}, **{TSM_GAIN: gains})
     return node, shape
 
 

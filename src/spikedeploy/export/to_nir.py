@@ -10,7 +10,7 @@ same names :func:`~spikedeploy.models.sequential.run_snntorch` uses for its
 spike trains. Per-layer conversion rules are in :mod:`.layers`.
 
 NIR files hold no time step, encoding or readout, so the exporter adds
-graph-level metadata (keys defined in :mod:`spikedeploy.ir.load`):
+graph-level metadata (keys defined in :mod:`spikedeploy.metadata`):
 
 =========================== =====================================================
 ``spikedeploy.dt``          float, seconds per step used to derive tau (always)
@@ -31,7 +31,7 @@ graph-level metadata (keys defined in :mod:`spikedeploy.ir.load`):
 
 Values must be numbers, strings or numeric arrays: NIR's HDF5 writer cannot
 store lists or None. ``nir.read`` returns strings as bytes;
-:func:`spikedeploy.ir.load.metadata_value` decodes them.
+:func:`spikedeploy.metadata.metadata_value` decodes them.
 """
 from __future__ import annotations
 
@@ -44,24 +44,14 @@ import snntorch
 from torch import nn
 
 from .. import __version__
+from .. import metadata as meta
 from ..errors import SpikedeployError, UnsupportedError
 from ..fileio import write_atomically
-from ..ir.load import META_DATASET, META_DT, META_ENCODING, META_NUM_STEPS, META_READOUT
-from ..ir.semantics import META_RESET_MODE, META_TSM_GAIN, META_V_INIT
+from ..metadata import DEFAULT_DT, DEFAULT_READOUT, ENCODINGS, READOUTS
 from ..models.checkpoint import input_shape_of, load_checkpoint
-from ..models.data import ENCODINGS
-from ..models.losses import READOUTS
 from ..models.sequential import layer_names
-from .layers import BATCHNORMS, INPUT, _unit_gain_r, convert_block, convert_with_batchnorm
-
-META_SEED = "spikedeploy.seed"
-META_THRESHOLD_SCALE = "spikedeploy.threshold_scale"
-META_STRICT = "spikedeploy.strict_nir"
-META_ARCHITECTURE = "spikedeploy.architecture"
-META_SNNTORCH_ACCURACY = "spikedeploy.snntorch_accuracy"
-META_EXPORTER = "spikedeploy.exporter"
-READOUT_SPIKE_COUNT = "spike_count"
-DEFAULT_DT = 1e-4
+from .layers import (BATCHNORMS, INPUT, _unit_gain_r, convert_block, convert_with_batchnorm,
+                     step_decay)
 
 
 def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
@@ -112,16 +102,16 @@ def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
     if readout is not None:
         if readout not in READOUTS:
             raise SpikedeployError(f"unknown readout {readout!r} ({'|'.join(READOUTS)})")
-        extra[META_READOUT] = readout
+        extra[meta.READOUT] = readout
     gamma = _check_threshold_scale(threshold_scale)
     if gamma != 1.0:
         for node in nodes.values():
             if isinstance(node, SPIKING_NODES):
                 node.v_threshold = np.asarray(node.v_threshold, np.float64) * gamma
-        extra[META_THRESHOLD_SCALE] = gamma
+        extra[meta.THRESHOLD_SCALE] = gamma
     if strict_nir:
         strict_initial_voltage(nodes, edges, dt)
-        extra[META_STRICT] = 1
+        extra[meta.STRICT_NIR] = 1
     graph_meta = _graph_metadata(dt, extra)
     try:
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta)
@@ -161,38 +151,36 @@ def strict_initial_voltage(nodes: dict, edges: list, dt: float) -> None:
       so the clock reads its value of the previous step): the clock's voltage
       goes 1 (spike), -1, -2, ... and never fires again;
     * ``strict_v0_<layer>``: Linear (size, 1) from the clock into the layer,
-      weight (1 - dv) * v0 / g, so the layer's first-step voltage is that of
-      a neuron started at v0 (same value up to float rounding of the sum).
+      weight beta * v0 (beta = 1 for IF: the exporter writes unit input gain),
+      so the layer's first-step voltage is that of a neuron started at v0 (same
+      value up to float rounding of the sum).
 
     Only for neurons with no synaptic state (IF, LIF) of 1-D shape. Graphs
     with TSM gains or subtractive reset have no pure-NIR form and are refused.
     """
-    from ..ir.semantics import neuron_params
-
     targets = []
     for name, node in list(nodes.items()):
-        meta = dict(getattr(node, "metadata", None) or {})
-        if META_TSM_GAIN in meta:
-            raise UnsupportedError(name, META_TSM_GAIN, "TSM's per-step gains have no pure-NIR form; "
-                                   "export without strict NIR (the gains are node metadata that "
-                                   "spikedeploy's simulators honour)")
-        if str(meta.get(META_RESET_MODE, "zero")) == "subtract":
-            raise UnsupportedError(name, META_RESET_MODE, "subtractive reset has no pure-NIR form "
+        node_meta = dict(getattr(node, "metadata", None) or {})
+        if meta.TSM_GAIN in node_meta:
+            raise UnsupportedError(name, meta.TSM_GAIN, "TSM's per-step gains have no pure-NIR "
+                                   "form; export without strict NIR (the gains are node metadata "
+                                   "that spikedeploy's simulators honour)")
+        if str(node_meta.get(meta.RESET_MODE, "zero")) == "subtract":
+            raise UnsupportedError(name, meta.RESET_MODE, "subtractive reset has no pure-NIR form "
                                    "(NIR neurons reset to v_reset); export without strict NIR")
-        if META_V_INIT not in meta:
+        if meta.V_INIT not in node_meta:
             continue
         if not isinstance(node, (nir.IF, nir.LIF)):
-            raise UnsupportedError(name, META_V_INIT, f"strict NIR initial voltage needs an IF or "
+            raise UnsupportedError(name, meta.V_INIT, f"strict NIR initial voltage needs an IF or "
                                    f"LIF node, not {type(node).__name__}")
-        v0 = np.asarray(meta[META_V_INIT], np.float64)
+        v0 = np.asarray(node_meta[meta.V_INIT], np.float64)
         if v0.ndim != 1:
-            raise UnsupportedError(name, META_V_INIT, f"strict NIR initial voltage supports 1-D "
+            raise UnsupportedError(name, meta.V_INIT, f"strict NIR initial voltage supports 1-D "
                                    f"layers only; this one has shape {v0.shape}")
-        p = neuron_params(name, node, dt)
-        weight = ((1.0 - p.dv) * v0 / p.gain).reshape(-1, 1)
+        weight = (step_decay(node, dt) * v0).reshape(-1, 1)
         targets.append((name, weight))
-        del meta[META_V_INIT]
-        node.metadata = meta
+        del node_meta[meta.V_INIT]
+        node.metadata = node_meta
     if not targets:
         return
     inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
@@ -214,16 +202,16 @@ def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
     checkpoint = load_checkpoint(checkpoint_path)
     config = checkpoint.config
     metadata = {
-        META_NUM_STEPS: int(config["num_steps"]),
-        META_ENCODING: config["encoding"],
-        META_DATASET: str(config.get("dataset", "digits")),
-        META_SEED: int(config["seed"]),
-        META_ARCHITECTURE: str(config["architecture"]),
+        meta.NUM_STEPS: int(config["num_steps"]),
+        meta.ENCODING: config["encoding"],
+        meta.DATASET: str(config.get("dataset", "digits")),
+        meta.SEED: int(config["seed"]),
+        meta.ARCHITECTURE: str(config["architecture"]),
     }
     if isinstance(config.get("test_accuracy"), numbers.Real):
-        metadata[META_SNNTORCH_ACCURACY] = float(config["test_accuracy"])
+        metadata[meta.SNNTORCH_ACCURACY] = float(config["test_accuracy"])
     return export_model(checkpoint.model, input_shape_of(config), dt=config["dt"],
-                        metadata=metadata, readout=config.get("readout", READOUT_SPIKE_COUNT),
+                        metadata=metadata, readout=config.get("readout", DEFAULT_READOUT),
                         threshold_scale=threshold_scale, strict_nir=strict_nir)
 
 
@@ -240,23 +228,24 @@ def write_nir(graph: nir.NIRGraph, path) -> Path:
 
 def _graph_metadata(dt: float, extra: dict | None) -> dict:
     metadata = {
-        META_DT: dt,
-        META_READOUT: READOUT_SPIKE_COUNT,
-        META_EXPORTER: f"spikedeploy {__version__}, snntorch {snntorch.__version__}",
+        meta.DT: dt,
+        meta.READOUT: DEFAULT_READOUT,
+        meta.EXPORTER: f"spikedeploy {__version__}, snntorch {snntorch.__version__}",
     }
     for key, value in (extra or {}).items():
         _check_metadata_value(key, value)
-        if key == META_DT and float(value) != dt:
-            raise SpikedeployError(f"metadata '{META_DT}' = {value} contradicts dt = {dt}")
+        if key == meta.DT and float(value) != dt:
+            raise SpikedeployError(f"metadata '{meta.DT}' = {value} contradicts dt = {dt}")
         metadata[key] = value
-    if META_NUM_STEPS in metadata:
-        steps = metadata[META_NUM_STEPS]
+    if meta.NUM_STEPS in metadata:
+        steps = metadata[meta.NUM_STEPS]
         if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
-            raise SpikedeployError(f"metadata '{META_NUM_STEPS}' must be a positive integer, got {steps!r}")
-        metadata[META_NUM_STEPS] = int(steps)
-    if META_ENCODING in metadata and metadata[META_ENCODING] not in ENCODINGS:
-        raise SpikedeployError(f"metadata '{META_ENCODING}' must be one of {', '.join(ENCODINGS)}, "
-                               f"got {metadata[META_ENCODING]!r}")
+            raise SpikedeployError(f"metadata '{meta.NUM_STEPS}' must be a positive integer, "
+                                   f"got {steps!r}")
+        metadata[meta.NUM_STEPS] = int(steps)
+    if meta.ENCODING in metadata and metadata[meta.ENCODING] not in ENCODINGS:
+        raise SpikedeployError(f"metadata '{meta.ENCODING}' must be one of "
+                               f"{', '.join(ENCODINGS)}, got {metadata[meta.ENCODING]!r}")
     return metadata
 
 

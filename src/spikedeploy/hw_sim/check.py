@@ -3,11 +3,14 @@
 :func:`check_graph` never stops at the first problem and never raises for a
 bad graph: it reads the file, validates the semantics of every node (NaN or
 non-positive time constants, shape mismatches, dangling edges, cycles with
-no input), lowers node by node, then asks each backend (reference and Lava,
-float and fixed point) what it cannot represent. The report lists every
-node (type, shapes, which backends can run it) and every problem (node,
-field, reason, backend). Lava is not imported: the Lava-side checks use the
-Lava-free scheduler and the builders' registry of op types.
+no input), lowers node by node with the lowering's own loop
+(:func:`~spikedeploy.ir.lowering.lower_ops`, collecting), then asks each
+backend what it cannot represent -- from the same OpTables the backends run
+with: the reference runners per precision, the fixed-point quantisation
+rules, and the Lava builders (each with its static check) plus the Lava-free
+scheduler. So ``check`` says OK exactly when the run will work. The report
+lists every node (type, shapes, which backends can run it) and every
+problem (node, field, reason, backend). Lava is not imported.
 """
 from __future__ import annotations
 
@@ -20,18 +23,18 @@ import numpy as np
 
 from ..errors import SpikedeployError, UnsupportedError
 from ..ir import fixed_point as fxp
-from ..ir.graph import FlatGraph, _order, inline_graph
-from ..ir.load import graph_dt, metadata_value, read_nir, META_DT
-from ..ir.producers import Note, input_shape, producer_notes
-from ..ir.program import (LOWERINGS, DelayOp, InputOp, LinearOp, NeuronOp, OutputOp, Program,
-                          ReshapeOp, _expected_size, _in_shape, bias_problem,
-                          fold_biases)
+from ..ir.graph import FlatGraph, inline_graph, order_graph
+from ..ir.load import graph_dt, read_nir
+from ..ir.lowering import lower_ops
+from ..ir.ops import Program
+from ..ir.passes import fold_biases
+from ..ir.producers import Note, producer_notes
+from ..metadata import DEFAULT_DT, DT, metadata_value
+from .lava_builders import lava_problem
+from .reference import RUNNERS
 from .timing import schedule
 
 BACKENDS = ("reference-float", "reference-fixed", "lava-float", "lava-fixed")
-# Op types the Lava compiler has builders for (kept here so check needs no Lava import;
-# tests/test_check.py asserts it equals lava_compiler.BUILDERS).
-LAVA_OP_TYPES = (InputOp, OutputOp, ReshapeOp, LinearOp, NeuronOp, DelayOp)
 
 TIME_CONSTANTS = ("tau", "tau_mem", "tau_syn")
 
@@ -148,7 +151,7 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
     try:
         report.dt = graph_dt(graph.metadata or {}, dt)
         report.dt_source = "argument" if dt is not None else "metadata"
-        if dt is not None and metadata_value(graph.metadata or {}, META_DT) is not None:
+        if dt is not None and metadata_value(graph.metadata or {}, DT) is not None:
             report.dt_source = "argument (overrides metadata)"
     except SpikedeployError as exc:
         report.problems.append(Problem("<graph>", "dt", str(exc)))
@@ -182,7 +185,7 @@ def _flatten(graph, report) -> FlatGraph | None:
         if not isinstance(nodes[name], nir.Output) and not flat.successors(name):
             report.problems.append(Problem(name, "outputs", "node's output goes nowhere (dangling)"))
     try:
-        _order(flat)
+        order_graph(flat)
     except SpikedeployError as exc:
         report.problems.append(Problem("<graph>", "edges", str(exc)))
         return None
@@ -210,63 +213,23 @@ def _validate_nodes(flat: FlatGraph, report) -> None:
 
 
 def _lower_each(flat: FlatGraph, report) -> Program | None:
-    """Lower node by node, recording every failure; None if any node failed."""
+    """Lower node by node (the lowering's own loop), recording every failure."""
     info = {n.name: n for n in report.nodes}
-    ops, shapes, failed = {}, {}, set()
-    dt = report.dt or 1e-4       # dt problems are already reported; shapes do not depend on it
-    for name in flat.order:
-        node = flat.nodes[name]
-        rule = LOWERINGS.get(type(node))
-        preds = flat.predecessors(name)
-        forward = [p for p in preds if (p, name) not in flat.recurrent]
-        if rule is None:
-            report.problems.append(Problem(name, "type", f"NIR {type(node).__name__} has no "
-                                           "lowering (not supported by any backend)"))
-            failed.add(name)
-            continue
-        if any(p in failed for p in forward):
-            failed.add(name)         # its input shape is unknown; the cause is reported upstream
-            continue
-        try:
-            in_shape = None if isinstance(node, nir.Input) else _in_shape(name, shapes, forward)
-            op = rule(name, node, in_shape, dt)
-            if isinstance(node, nir.Input):     # as lower(): drop nirtorch's batch/time axes
-                op.shape, note = input_shape(name, op.shape,
-                                             [flat.nodes[s] for s in flat.successors(name)])
-                if note:
-                    report.notes.append(note)
-        except (SpikedeployError, ValueError, TypeError, IndexError) as exc:
-            field_name = getattr(exc, "field", "shape" if "shape" in str(exc) else "value")
-            reason = getattr(exc, "reason", None) or str(exc)
-            report.problems.append(Problem(name, field_name, reason))
-            failed.add(name)
-            continue
-        op.inputs, op.nir_type = preds, type(node).__name__
-        op.recurrent = {p for p in preds if (p, name) in flat.recurrent}
-        ops[name], shapes[name] = op, op.shape
+    dt = report.dt or DEFAULT_DT   # dt problems are already reported; shapes do not depend on it
+    found: list[UnsupportedError] = []
+    lowered = lower_ops(flat, dt, problems=found)
+    report.notes += lowered.notes
+    for exc in found:
+        report.problems.append(Problem(exc.node, exc.field, exc.reason))
+    for name, (in_shape, shape) in lowered.shapes.items():
         info[name].input_shape = None if in_shape is None else [int(s) for s in in_shape]
-        info[name].output_shape = [int(s) for s in op.shape]
-        info[name].backends["reference-float"] = True
-    if failed:   # go on with the part that lowered, to report its backend problems too
-        keep = {}
-        for name, op in ops.items():
-            if all(s in keep for s in op.inputs if s not in op.recurrent) and \
-                    all(s in ops for s in op.recurrent):
-                keep[name] = op
-        ops = {n: op for n, op in keep.items() if all(s in keep for s in op.inputs)}
-    for op in ops.values():
-        for src in op.recurrent:
-            want = _expected_size(op)
-            if ops[src].size != want:
-                report.problems.append(Problem(op.name, "recurrent", f"recurrent input '{src}' has "
-                                               f"{ops[src].size} values, expected {want}"))
-                return None
-    program = Program(ops, [n for n in flat.inputs if n in ops],
-                      [n for n in flat.outputs if n in ops], report.dt or dt, flat.metadata)
-    try:
-        fold_biases(program)
-    except SpikedeployError as exc:      # pragma: no cover - fold_biases only refuses in Lava
-        report.problems.append(Problem("<graph>", "bias", str(exc)))
+        info[name].output_shape = [int(s) for s in shape]
+        info[name].backends["reference-float"] = True    # lowered; the tables may say otherwise
+    if any(exc.field == "recurrent" for exc in found):
+        return None
+    program = Program(lowered.ops, [n for n in flat.inputs if n in lowered.ops],
+                      [n for n in flat.outputs if n in lowered.ops], report.dt or dt, flat.metadata)
+    fold_biases(program)
     return program
 
 
@@ -278,18 +241,22 @@ def _check_backends(program: Program, report, input_scale) -> None:
         report.problems.append(Problem(exc.node, exc.field, exc.reason, backend))
         bad[backend].add(exc.node)
 
-    # fixed point (the reference and Lava share the quantiser)
+    # The reference simulator: one runner per op type and precision.
+    for precision, table in RUNNERS.items():
+        for op in program.ops.values():
+            why = table.problem(op)
+            if why:
+                add(UnsupportedError(op.name, "type", why), f"reference-{precision}")
+    # Fixed point: the quantiser both the reference and Lava run.
     found: list = []
     fxp.quantise(program, input_scale=input_scale, collect=found)
     for exc in found:
         add(exc, "reference-fixed")
-    # Lava: op types, biases with no neuron to carry them, timing
+    # Lava: the builders' table and static checks, then the timing.
     for op in program.ops.values():
-        if not isinstance(op, LAVA_OP_TYPES):
-            add(UnsupportedError(op.name, "type", f"{op.nir_type} has no Lava lowering"), "lava-float")
-        why = bias_problem(program, op)
-        if why:
-            add(UnsupportedError(op.name, "bias", why), "lava-float")
+        exc = lava_problem(program, op)
+        if exc is not None:
+            add(exc, "lava-float")
     found = []
     sched = schedule(program, collect=found)
     for exc in found:
@@ -298,6 +265,6 @@ def _check_backends(program: Program, report, input_scale) -> None:
     for name, node in info.items():
         if name not in program.ops:
             continue
-        node.backends["reference-fixed"] = name not in bad["reference-fixed"]
-        node.backends["lava-float"] = name not in bad["lava-float"]
+        for backend in BACKENDS[:3]:
+            node.backends[backend] = name not in bad[backend]
         node.backends["lava-fixed"] = node.backends["lava-float"] and node.backends["reference-fixed"]

@@ -73,22 +73,3 @@ def compare_records(a: SimResult, b: SimResult, layers: list[str] | None = None)
             first = (int(t), int(n), int(i))
         comp.layers.append(LayerAgreement(name, int(same.sum()), int(same.size), first))
     return comp
-
-
-READOUTS = {
-    "spike_count": lambda out: out.sum(axis=0),    # sum over time steps
-    "mean": lambda out: out.mean(axis=0),
-    "last_step": lambda out: out[-1],
-}
-
-
-def predictions(output: np.ndarray, readout: str = "spike_count") -> np.ndarray:
-    """Class per sample from (T, N, ...) outputs: argmax of the readout (ties: lowest index)."""
-    if readout not in READOUTS:
-        raise ValueError(f"unknown readout {readout!r} ({'|'.join(READOUTS)})")
-    flat = output.reshape(output.shape[0], output.shape[1], -1)
-    return READOUTS[readout](flat).argmax(axis=1)
-
-
-def accuracy(output: np.ndarray, labels: np.ndarray, readout: str = "spike_count") -> float:
-    return float(np.mean(predictions(output, readout) == np.asarray(labels)))

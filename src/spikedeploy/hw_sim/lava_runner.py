@@ -22,8 +22,10 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
-from ..ir.program import LinearOp, Program, lower
-from .reference import _as_input_dict
+from ..ir import fixed_point as fxp
+from ..ir.lowering import lower
+from ..ir.ops import Program
+from .reference import as_input_dict
 from .result import SimResult
 
 SHM_DIR = Path("/dev/shm")
@@ -34,27 +36,30 @@ def _default_timeout(num_ops: int, total_steps: int) -> float:
     return 60.0 + total_steps * num_ops * 2e-3
 
 
-def simulate_lava(graph: nir.NIRGraph, inputs, precision: str = "float", dt: float | None = None,
-                  input_scale: float = 1.0, record: str = "all",
-                  timeout: float | None = None, program: Program | None = None) -> SimResult:
-    """Run ``inputs`` (T, N, *shape) through ``graph`` on Lava; records aligned to input steps."""
+def simulate_lava(graph: nir.NIRGraph | None, inputs, precision: str = "float",
+                  dt: float | None = None, input_scale: float = 1.0, record: str = "all",
+                  timeout: float | None = None, program: Program | None = None,
+                  fixed: fxp.FixedProgram | None = None) -> SimResult:
+    """Run ``inputs`` (T, N, *shape) through ``graph`` (or its lowered ``program``) on Lava;
+    records aligned to input steps. In fixed point the run uses ``fixed`` (quantised here
+    with ``input_scale`` if not given) and returns it with the result."""
     if precision not in ("float", "fixed"):
         raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
     program = program or lower(graph, dt=dt)
-    data = _as_input_dict(program, inputs)
+    data = as_input_dict(program, inputs)
+    fixed = fxp.for_run(program, precision, fixed, input_scale)
     num_steps, n = next(iter(data.values())).shape[:2]
-    names = [name for name, op in program.ops.items() if not isinstance(op, LinearOp)]
+    names = [name for name, op in program.ops.items() if not op.synaptic]
     wanted = names if record == "all" else list(program.outputs)
     with tempfile.TemporaryDirectory(prefix="spikedeploy-lava-") as tmp:
         job = Path(tmp)
-        # The lowered Program travels to the worker (pickled): the worker runs exactly
-        # what the parent lowered, and graphs nir.write cannot store (None fields) work too.
+        # The lowered Program and its quantisation travel to the worker (pickled): the
+        # worker runs exactly what the parent lowered and quantised, and graphs nir.write
+        # cannot store (None fields) work too.
         with open(job / "program.pkl", "wb") as f:
-            pickle.dump(program, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((program, fixed), f, protocol=pickle.HIGHEST_PROTOCOL)
         np.savez(job / "inputs.npz", **data)
-        (job / "job.json").write_text(json.dumps(
-            {"precision": precision, "dt": program.dt, "input_scale": input_scale,
-             "record": wanted}))
+        (job / "job.json").write_text(json.dumps({"precision": precision, "record": wanted}))
         if timeout is None:
             timeout = _default_timeout(len(program.ops), n * (num_steps + 16))
         started = time.perf_counter()
@@ -64,7 +69,7 @@ def simulate_lava(graph: nir.NIRGraph, inputs, precision: str = "float", dt: flo
             records = {name: f[name] for name in f.files if name != "__latency__"}
             latency = int(f["__latency__"])
     return SimResult(program, records, backend="lava", precision=precision, latency=latency,
-                     info={"seconds": elapsed, "input_scale": input_scale})
+                     fixed=fixed, info={"seconds": elapsed})
 
 
 def _run_worker(job: Path, timeout: float) -> None:

@@ -1,7 +1,8 @@
 """Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
 
-JOB_DIR holds ``program.pkl`` (the Program the parent lowered), ``job.json``
-(precision, dt, input scale, records wanted) and ``inputs.npz``; the worker
+JOB_DIR holds ``program.pkl`` (the Program the parent lowered and, in fixed
+point, the FixedProgram it quantised), ``job.json`` (precision, records
+wanted) and ``inputs.npz``; the worker
 writes ``result.npz`` (or ``error.txt`` with a one-line message). Lava runs
 here, never in the parent, so the parent can kill a hung run with its whole
 process group.
@@ -26,16 +27,13 @@ def main(job_dir: str) -> int:
         import pickle
 
         from ..errors import SpikedeployError
-        from ..ir import fixed_point as fxp
         from .lava_compiler import run_program
 
         job = json.loads((job_dir / "job.json").read_text())
         with open(job_dir / "program.pkl", "rb") as f:
-            program = pickle.load(f)
+            program, fixed = pickle.load(f)
         with np.load(job_dir / "inputs.npz") as f:
             data = {name: f[name] for name in f.files}
-        fixed = (fxp.quantise(program, input_scale=job["input_scale"])
-                 if job["precision"] == "fixed" else None)
         records, latency = run_program(program, data, job["precision"], fixed, job["record"])
         np.savez(job_dir / "result.npz", __latency__=np.array(latency), **records)
         return 0

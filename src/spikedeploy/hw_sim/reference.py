@@ -6,24 +6,29 @@ step; the Lava runner aligns its outputs back to the input's steps, so after
 alignment both backends emit the same spikes (float) and the same integers
 (fixed), step for step. See README "Semantics".
 
-Each op type has one runner per precision in :data:`RUNNERS`: adding a
-primitive means adding its entries here, in the Lava compiler and in the
-lowering registry of :mod:`spikedeploy.ir.program`.
+Each op type has one runner per precision, an entry of the OpTables
+:data:`FLOAT_RUNNERS` and :data:`FIXED_RUNNERS` (README: "Extending
+spikedeploy").
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
 from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
-from ..ir.program import (ConvOp, DelayOp, ScaleOp, DenseOp, InputOp, LinearOp, NeuronOp, Op, OutputOp, Program,
-                          ReshapeOp)
+from ..ir.op_table import OpTable
+from ..ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
+                      ReshapeOp, ScaleOp, SynapticOp, ThresholdOp)
 from ..ir.semantics import neuron_step
 from .result import SimResult
 
+FLOAT_RUNNERS: OpTable = OpTable("float reference runner", backend="reference-float")
+FIXED_RUNNERS: OpTable = OpTable("fixed-point reference runner", backend="reference-fixed")
+RUNNERS = {"float": FLOAT_RUNNERS, "fixed": FIXED_RUNNERS}
 
+
+@FLOAT_RUNNERS.register(InputOp, OutputOp, ReshapeOp)
+@FIXED_RUNNERS.register(OutputOp, ReshapeOp)
 class _PassThrough:
     def __init__(self, op: Op, n: int, fixed=None):
         pass
@@ -32,10 +37,7 @@ class _PassThrough:
         return x
 
 
-class _InputFloat(_PassThrough):
-    pass
-
-
+@FIXED_RUNNERS.register(InputOp)
 class _InputFixed:
     def __init__(self, op, n, fixed: fxp.FixedProgram):
         self.scale = fixed.scales[op.name]
@@ -44,6 +46,7 @@ class _InputFixed:
         return np.round(x * self.scale).astype(np.int64)
 
 
+EXACT_LIMIT = float(2 ** 52)   # float64 sums of integers below this are exact
 DENSE_MATRIX_LIMIT = 1 << 22   # a conv's equivalent matrix up to 4M entries runs as dense BLAS
 
 
@@ -54,19 +57,36 @@ def _batched_matrix(matrix):
     return np.ascontiguousarray(matrix.T) if isinstance(matrix, np.ndarray) else matrix.T.tocsr()
 
 
-class _LinearFloat:
-    """Dense, Scale, Conv (and pooling): y = M x (+ a bias no neuron could carry)."""
+@FLOAT_RUNNERS.register(DenseOp)
+class _SynapseFloat:
+    """y = M x (+ a bias no neuron could carry)."""
 
-    def __init__(self, op: LinearOp, n, fixed=None):
+    def __init__(self, op: SynapticOp, n, fixed=None):
         self.op = op
         self.bias = op.full_bias()
-        self.mt = None if isinstance(op, ScaleOp) else _batched_matrix(op.matrix())
+        self.mt = _batched_matrix(op.matrix())
+
+    def _apply(self, x):
+        return np.asarray(x @ self.mt)
 
     def step(self, x):
-        y = self.op.apply(x) if self.mt is None else np.asarray(x @ self.mt)
+        y = self._apply(x)
         return y if self.bias is None else y + self.bias
 
 
+@FLOAT_RUNNERS.register(ScaleOp)
+class _ScaleFloat(_SynapseFloat):
+    """y = s * x elementwise (no matrix)."""
+
+    def __init__(self, op: ScaleOp, n, fixed=None):
+        self.op, self.bias = op, op.full_bias()
+
+    def _apply(self, x):
+        return self.op.apply(x)
+
+
+@FLOAT_RUNNERS.register(ConvOp)
+@FIXED_RUNNERS.register(ConvOp)
 class _Conv:
     """Convolutions (and pooling) as im2col + batched matmul over the real taps only.
 
@@ -84,28 +104,15 @@ class _Conv:
         # (g, K, Cout/g): one GEMM per group over all samples and positions
         self.kernel = np.ascontiguousarray(
             weight.reshape(g, cout // g, cin_g * kh * kw).transpose(0, 2, 1))
-        self.gather = self._gather_index(op, cin_g, kh, kw).transpose(0, 2, 1).copy()  # (g, P, K)
+        self.gather = op.geometry.gather_index().transpose(0, 2, 1).copy()  # (g, P, K)
         self.bias = op.full_bias() if p is None else None
         self.fixed = p
         self.tap_bound = float(np.abs(weight).reshape(cout, -1).sum(axis=1).max())
 
-    @staticmethod
-    def _gather_index(op: ConvOp, cin_g, kh, kw):
-        """Flat input index of every (group, tap, output position); out of bounds -> zero slot."""
-        cin, h, w = op.in_shape
-        _, ho, wo = op.shape
-        ci, ky, kx, oy, ox = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw),
-                                         np.arange(ho), np.arange(wo), indexing="ij")
-        iy = oy * op.stride[0] - op.padding[0][0] + ky * op.dilation[0]
-        ix = ox * op.stride[1] - op.padding[1][0] + kx * op.dilation[1]
-        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        flat = np.where(ok, (ci * h + iy) * w + ix, cin * h * w)
-        return flat.reshape(op.groups, cin_g * kh * kw, ho * wo)
-
     def step(self, x):
         op = self.op
         if self.fixed is not None and (float(np.abs(x).max(initial=0)) * self.tap_bound
-                                       >= _LinearFixed.EXACT_LIMIT):
+                                       >= EXACT_LIMIT):
             raise SpikedeployError(f"node '{op.name}': integer activations exceed the exact "
                                    "range of the fixed-point reference")
         n = x.shape[0]
@@ -123,26 +130,26 @@ class _Conv:
         return a if p.wrap_bits is None else fxp.wrap_signed(a, p.wrap_bits)
 
 
-class _LinearFixed:
+@FIXED_RUNNERS.register(DenseOp, ScaleOp)
+class _SynapseFixed:
     """Lava's bit-accurate synapses: integer mantissas, exponent shift, Conv's 24-bit wrap.
 
     The integer products are computed with float64 BLAS when every partial sum
     is an integer below 2**52 (then exact), else with int64 arithmetic.
     """
 
-    EXACT_LIMIT = float(2 ** 52)
-
-    def __init__(self, op: LinearOp, n, fixed: fxp.FixedProgram):
-        p: fxp.FixedDense = fixed.params[op.name]
+    def __init__(self, op: SynapticOp, n, fixed: fxp.FixedProgram):
+        p: fxp.FixedWeights = fixed.params[op.name]
         self.op, self.exp, self.wrap = op, p.weight_exp, p.wrap_bits
         weight = p.weight.astype(np.int64)
-        self.matrix = np.ascontiguousarray(weight) if isinstance(op, DenseOp) else op.matrix(weight)
+        matrix = op.matrix(weight)
+        self.matrix = np.ascontiguousarray(matrix) if isinstance(matrix, np.ndarray) else matrix
         self.mt_f = _batched_matrix(self.matrix.astype(np.float64))
         self.row_bound = float(abs(self.matrix).sum(axis=1).max()) if self.matrix.shape[0] else 0.0
 
     def step(self, x):
         peak = float(np.abs(x).max()) if x.size else 0.0
-        if peak * self.row_bound < self.EXACT_LIMIT:
+        if peak * self.row_bound < EXACT_LIMIT:
             a = np.rint(np.asarray(x.astype(np.float64) @ self.mt_f)).astype(np.int64)
         else:
             a = np.asarray((self.matrix @ x.astype(np.int64).T).T).astype(np.int64)
@@ -150,9 +157,8 @@ class _LinearFixed:
         return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
 
 
-_DenseFloat, _DenseFixed = _LinearFloat, _LinearFixed   # former names
-
-
+@FLOAT_RUNNERS.register(DelayOp)
+@FIXED_RUNNERS.register(DelayOp)
 class _Delay:
     """y[t] = x[t - d] per element (zero before), as a ring buffer."""
 
@@ -173,20 +179,10 @@ class _Delay:
         return y.astype(x.dtype)
 
 
-def _flat_params(op: NeuronOp):
-    import copy
-    p = copy.copy(op.params)
-    shape = p.shape          # read once: p.shape follows dv, which is flattened below
-    for name in ("du", "dv", "gain", "bias", "v_th", "v_reset", "v_init", "input_bias"):
-        value = getattr(p, name)
-        if value is not None:
-            setattr(p, name, np.broadcast_to(np.asarray(value, np.float64), shape).reshape(-1))
-    return p
-
-
+@FLOAT_RUNNERS.register(NeuronOp, ThresholdOp)
 class _NeuronFloat:
     def __init__(self, op: NeuronOp, n, fixed=None):
-        self.p = _flat_params(op)
+        self.p = op.params.flat()
         self.u = np.zeros((n, op.size))
         self.v = np.broadcast_to(self.p.v_init, (n, op.size)).copy()
         self.t = 0   # time step within the sample (TSM gains are per step)
@@ -197,6 +193,7 @@ class _NeuronFloat:
         return out
 
 
+@FIXED_RUNNERS.register(NeuronOp, ThresholdOp)
 class _NeuronFixed:
     def __init__(self, op: NeuronOp, n, fixed: fxp.FixedProgram):
         self.p = fixed.params[op.name]
@@ -210,25 +207,7 @@ class _NeuronFixed:
         return out
 
 
-# Registry: op type -> runner, per precision.
-# (Threshold is a NeuronOp, Conv/Scale/Dense are LinearOps: lookup follows the class hierarchy.)
-RUNNERS: dict[str, dict[type, Callable]] = {
-    "float": {InputOp: _InputFloat, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              LinearOp: _LinearFloat, ConvOp: _Conv, NeuronOp: _NeuronFloat, DelayOp: _Delay},
-    "fixed": {InputOp: _InputFixed, OutputOp: _PassThrough, ReshapeOp: _PassThrough,
-              LinearOp: _LinearFixed, ConvOp: _Conv, NeuronOp: _NeuronFixed, DelayOp: _Delay},
-}
-
-
-def runner_for(table: dict, op: Op):
-    """The registry entry for ``op``'s type or its nearest base class (None if none)."""
-    for cls in type(op).__mro__:
-        if cls in table:
-            return table[cls]
-    return None
-
-
-def _as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
+def as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
     if not isinstance(inputs, dict):
         if len(program.inputs) != 1:
             raise SpikedeployError(f"graph has {len(program.inputs)} inputs: pass a dict by name")
@@ -261,17 +240,11 @@ def simulate(program: Program, inputs, precision: str = "float",
     """
     if precision not in RUNNERS:
         raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
-    data = _as_input_dict(program, inputs)
+    data = as_input_dict(program, inputs)
     num_steps, n = next(iter(data.values())).shape[:2]
-    if precision == "fixed" and fixed is None:
-        fixed = fxp.quantise(program)
+    fixed = fxp.for_run(program, precision, fixed)
     table = RUNNERS[precision]
-    runners = {}
-    for op in program.ops.values():
-        cls = runner_for(table, op)
-        if cls is None:
-            raise SpikedeployError(f"node '{op.name}': {op.nir_type} has no {precision} reference runner")
-        runners[op.name] = cls(op, n, fixed)
+    runners = {op.name: table.lookup(op)(op, n, fixed) for op in program.ops.values()}
     dtype = np.float64 if precision == "float" else np.int64
     keep = list(program.ops) if record == "all" else list(program.outputs)
     records = {name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in keep}
@@ -294,5 +267,5 @@ def simulate(program: Program, inputs, precision: str = "float",
         for name, v in voltages.items():
             v[t] = runners[name].v
         prev = cur
-    return SimResult(program, records, backend="reference", precision=precision,
-                     info={"fixed": fixed} if fixed is not None else {}, voltages=voltages)
+    return SimResult(program, records, backend="reference", precision=precision, fixed=fixed,
+                     voltages=voltages)

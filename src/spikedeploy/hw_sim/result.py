@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir.program import Program
+from ..ir.fixed_point import FixedProgram
+from ..ir.ops import Program
 
 
 @dataclass
@@ -14,7 +15,9 @@ class SimResult:
 
     ``records[name]`` has shape (T, N, op.size): what op ``name`` emitted at
     each input time step (spikes as 0/1, or a graded value) for each sample.
-    In fixed precision graded values are in the op's integer units.
+    In fixed precision graded values are in the op's integer units, and
+    ``fixed`` is the quantisation the run used (its scales convert them back;
+    the energy report and the quantisation-error table read it from here).
     """
 
     program: Program
@@ -22,7 +25,8 @@ class SimResult:
     backend: str                      # "reference" | "lava" | "snntorch"
     precision: str                    # "float" | "fixed"
     latency: int = 0                  # steps Lava's pipeline added (aligned away)
-    info: dict = field(default_factory=dict)
+    fixed: FixedProgram | None = None   # the quantisation of a fixed-point run
+    info: dict = field(default_factory=dict)   # e.g. Lava's wall-clock "seconds"
     voltages: dict[str, np.ndarray] = field(default_factory=dict)   # neuron -> (T, N, size) v
 
     def output(self, name: str | None = None) -> np.ndarray:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from ..errors import UnsupportedError
-from ..ir.program import ConvOp, DelayOp, InputOp, LinearOp, Program
-
+from ..ir.ops import Op, Program
 
 
 @dataclass
@@ -40,8 +38,9 @@ class Schedule:
         return num_steps + self.total_latency + self.delay_steps
 
 
-def hop(op) -> int:
-    return 1 if isinstance(op, LinearOp) else 0
+def hop(op: Op) -> int:
+    """Steps a Lava process for ``op`` adds: 1 for a synaptic op, else 0."""
+    return 1 if op.synaptic else 0
 
 
 def schedule(program: Program, collect: list | None = None) -> Schedule:
@@ -49,7 +48,7 @@ def schedule(program: Program, collect: list | None = None) -> Schedule:
     lat: dict[str, int] = {}
     delays: dict[tuple, int] = {}
     for op in program.ops.values():
-        if isinstance(op, InputOp):
+        if op.name in program.inputs:
             lat[op.name] = 0
             continue
         forward = [s for s in op.inputs if s not in op.recurrent]
@@ -73,11 +72,5 @@ def schedule(program: Program, collect: list | None = None) -> Schedule:
                 continue
             if d > 0:
                 delays[(src, op.name)] = d
-    extra = sum(int(op.steps.max(initial=0)) for op in program.ops.values()
-                if isinstance(op, DelayOp))
+    extra = sum(op.max_delay for op in program.ops.values())
     return Schedule(lat, delays, extra)
-
-
-def conv_is_native(op: ConvOp) -> bool:
-    """Whether Lava's Conv process can run ``op`` (else the equivalent Sparse matrix)."""
-    return op.lava_native

@@ -1,11 +1,11 @@
-"""Loihi fixed-point form of a Program: quantisation and integer arithmetic.
+"""Loihi fixed-point form of a Program: integer arithmetic and quantisation.
 
 The integer neuron update is the one Lava's bit-accurate LIF model
 (``PyLifModelBitAcc``) computes, generalised to per-neuron parameters::
 
     dec(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12)
     u = wrap24(dec(u, du + 1) + ((a + c) << 6))     # note the +1 on du only
-    v = clip(dec(v, dv) + u + (b_mant << b_exp), -2**23 + 1, 2**23 - 1)
+    v = clip(dec(v, dv) + u + b, -2**23 + 1, 2**23 - 1)     # b = bias_mant << bias_exp
     z = v > (vth << 6);  v = v_reset where z   (or v -= vth << 6: subtract)
 
 Synapses (Lava's bit-accurate Dense): ``a = (W_mant @ x) << w_exp`` with
@@ -19,16 +19,23 @@ before the << 6, per float unit). Its incoming weights are quantised as
 the synapse's input (1 for spikes) and g the neuron's input gain; sigma is
 the largest value that keeps every mantissa within 8 bits and the threshold
 mantissa within ``VTH_MANT_MAX`` (headroom under the 24-bit voltage).
+
+How each op type is quantised is one entry of :data:`QUANTISERS`; how each
+neuron parameter is encoded is its field's ``unit`` in
+:class:`~spikedeploy.ir.semantics.NeuronParams`, looked up in
+:data:`FIXED_ENCODINGS`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from ..errors import UnsupportedError
-from .program import (ConvOp, DelayOp, DenseOp, InputOp, LinearOp, NeuronOp, OutputOp, Program,
-                      ReshapeOp, ScaleOp)
+from .op_table import OpTable
+from .ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp,
+                  ScaleOp, ThresholdOp)
 from .semantics import NeuronParams
 
 DECAY_BITS = 12
@@ -38,50 +45,11 @@ UV_MAX = 1 << 23                 # u, v are 24-bit
 W_MANT_MAX = 254                 # even mantissas survive Lava's 8-bit mixed-sign truncation
 VTH_MANT_MAX = (1 << 17) // 8 - 1   # 17-bit threshold, 8x voltage headroom
 BIAS_MANT_MAX = 4095             # 13-bit signed bias mantissa
-BIAS_EXP_MAX = 7
+TSM_BITS = 12                    # fraction bits of a TSM gain mantissa: p[t] = P[t] / 4096
+CONV_WRAP_BITS = 24              # Lava's fixed Conv wraps its output to 24 signed bits
 
 
-@dataclass
-class FixedNeuron:
-    du: np.ndarray          # int, 0..4095 (effective decay du+1)
-    dv: np.ndarray          # int, 0..4095
-    bias_mant: np.ndarray
-    bias_exp: np.ndarray
-    vth: np.ndarray | None  # threshold mantissa (compared as vth << 6)
-    v_reset: np.ndarray     # in v units
-    v_init: np.ndarray      # in v units
-    input_bias: np.ndarray  # c, in activation units (before << 6)
-    reset_mode: str
-    scale: float            # sigma: integer units per float unit (before << 6)
-    step_gain: np.ndarray | None = None   # TSM p[t] as mantissas with TSM_BITS fraction bits
-
-    @property
-    def spiking(self) -> bool:
-        return self.vth is not None
-
-
-@dataclass
-class FixedDense:
-    """Integer weights of any linear op (Dense, Scale, Conv), in the op's own weight layout."""
-    weight: np.ndarray      # int32 mantissas: (out, in) Dense, (size,) Scale, (Co, Ci/g, kH, kW) Conv
-    weight_exp: int
-    out_scale: float        # integer units of a per float unit of a
-    wrap_bits: int | None = None   # Lava's fixed Conv wraps its output to 24 signed bits
-
-
-def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
-    """Lava's ``signed_clamp``: two's-complement wrap to ``bits`` bits."""
-    base = 1 << bits
-    return (x + base // 2) % base - base // 2
-
-
-@dataclass
-class FixedProgram:
-    program: Program
-    params: dict[str, object]                  # op name -> FixedDense / FixedNeuron
-    scales: dict[str, float]                   # op name -> integer units per float unit of its output
-    errors: dict[str, dict] = field(default_factory=dict)  # per-layer quantisation error
-
+# --- integer arithmetic -------------------------------------------------------------
 
 def decay(x: np.ndarray, d) -> np.ndarray:
     prod = x.astype(np.int64) * (DECAY_UNITY - np.asarray(d, np.int64))
@@ -93,25 +61,27 @@ def wrap24(x: np.ndarray) -> np.ndarray:
     return np.where(w <= -UV_MAX, x + 2 * UV_MAX, w)
 
 
-TSM_BITS = 12    # fraction bits of a TSM gain mantissa: p[t] = P[t] / 4096
+def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
+    """Lava's ``signed_clamp``: two's-complement wrap to ``bits`` bits."""
+    base = 1 << bits
+    return (x + base // 2) % base - base // 2
 
 
-def neuron_step_fixed(u, v, a, p: FixedNeuron, t: int = 0):
+def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0):
     """One integer step (time step t of the sample); u, v, a int64 arrays batched on axis 0.
 
-    A TSM gain scales the aligned activation: ((a + c) << 6) * P[t] >> 12
-    (floor), which is the identity for P[t] = 4096.
+    ``p`` holds integer parameters (:func:`quantise`). A TSM gain scales the
+    aligned activation: ((a + c) << 6) * P[t] >> 12 (floor), which is the
+    identity for P[t] = 4096.
     """
     act = (a + p.input_bias) << STATE_SHIFT
     if p.step_gain is not None:
         act = (act * int(p.step_gain[t])) >> TSM_BITS
     u = wrap24(decay(u, p.du + 1) + act)
-    bias = np.where(p.bias_exp >= 0, p.bias_mant << np.maximum(p.bias_exp, 0),
-                    p.bias_mant >> np.maximum(-p.bias_exp, 0))
-    v = np.clip(decay(v, p.dv) + u + bias, -UV_MAX + 1, UV_MAX - 1)
+    v = np.clip(decay(v, p.dv) + u + p.bias, -UV_MAX + 1, UV_MAX - 1)
     if not p.spiking:
         return u, v, v
-    vth = p.vth.astype(np.int64) << STATE_SHIFT
+    vth = np.asarray(p.v_th, np.int64) << STATE_SHIFT
     z = v > vth
     v = np.where(z, v - vth, v) if p.reset_mode == "subtract" else np.where(z, p.v_reset, v)
     return u, v, z.astype(np.int64)
@@ -123,15 +93,82 @@ def dense_fixed(weight: np.ndarray, weight_exp: int, x: np.ndarray) -> np.ndarra
     return a << weight_exp if weight_exp > 0 else a >> -weight_exp
 
 
-def _even_round(x: np.ndarray) -> np.ndarray:
-    return (2 * np.round(x / 2)).astype(np.int64)
+# --- neuron parameter encodings (NeuronParams field unit -> integer encoding) -----------
+
+@dataclass(frozen=True)
+class NeuronScale:
+    """What a population's integer parameters are scaled by."""
+    sigma: float               # integer units of u (before << 6) per float unit
+    gain: np.ndarray           # the float input gain per neuron (folded into weights)
+
+    @property
+    def v_unit(self) -> float:
+        """Integer units of v per float unit."""
+        return self.sigma * (1 << STATE_SHIFT)
 
 
-def _bias_mant_exp(value_int: np.ndarray):
+def bias_mant_exp(value_int: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Loihi's bias encoding: a 13-bit signed mantissa and a non-negative exponent."""
     mag = np.abs(value_int).astype(np.float64)
     exp = np.ceil(np.log2(np.maximum(mag, 1) / BIAS_MANT_MAX)).clip(0, None).astype(np.int64)
     mant = np.round(value_int / (1 << exp)).astype(np.int64)
     return mant, exp
+
+
+BIAS_LIMIT = 1 << 25    # |dec(v) + u| <= 2**24, so any larger bias saturates v just the same
+
+
+def _encode_bias(x, s: NeuronScale):
+    """The integer bias Loihi adds, mant << exp; clipped to +-2**25, which changes no
+    result (v is clipped to 24 bits after adding it) and fits Lava's int32 Vars."""
+    mant, exp = bias_mant_exp(np.round(x * s.v_unit))
+    return np.clip(mant << exp, -BIAS_LIMIT, BIAS_LIMIT)
+
+
+# unit -> (float values, scale) -> int64 values. dv = 4096 (v forgets fully: Threshold,
+# or tau = dt) is exact; Loihi's 12 bits stop at 4095 for du, which is applied as du + 1.
+FIXED_ENCODINGS: dict[str, Callable[[np.ndarray, NeuronScale], np.ndarray]] = {
+    "decay_u": lambda x, s: np.clip(np.round(x * DECAY_UNITY) - 1, 0, DECAY_UNITY - 1),
+    "decay_v": lambda x, s: np.clip(np.round(x * DECAY_UNITY), 0, DECAY_UNITY),
+    "gain": lambda x, s: np.ones_like(x),
+    "bias": _encode_bias,
+    "threshold": lambda x, s: np.round(x * s.sigma),
+    "voltage": lambda x, s: np.round(x * s.v_unit),
+    "current": lambda x, s: np.round(x * s.gain * s.sigma),
+}
+
+
+def encode_neuron(p: NeuronParams, scale: NeuronScale) -> NeuronParams:
+    """Integer parameters of a population: every per-neuron field by its unit's encoding."""
+    flat = p.flat()
+    values = {f.name: FIXED_ENCODINGS[f.metadata["unit"]](getattr(flat, f.name), scale)
+              .astype(np.int64) for f in p.per_neuron_fields() if getattr(flat, f.name) is not None}
+    step_gain = None if p.step_gain is None else np.round(p.step_gain * (1 << TSM_BITS)).astype(np.int64)
+    return flat.replace(step_gain=step_gain, **values)
+
+
+# --- quantisation ------------------------------------------------------------------------
+
+@dataclass
+class FixedWeights:
+    """Integer weights of a synaptic op (Dense, Scale, Conv), in the op's own weight layout."""
+    weight: np.ndarray      # int32 mantissas: (out, in) Dense, (size,) Scale, (Co, Ci/g, kH, kW) Conv
+    weight_exp: int
+    out_scale: float        # integer units of a per float unit of a
+    wrap_bits: int | None = None   # Lava's fixed Conv wraps its output to 24 signed bits
+
+
+@dataclass
+class FixedProgram:
+    program: Program
+    params: dict[str, object]                  # op name -> FixedWeights / integer NeuronParams
+    scales: dict[str, float]                   # op name -> integer units per float unit of its output
+    errors: dict[str, dict] = field(default_factory=dict)  # per-layer quantisation error
+    input_scale: float = 1.0
+
+
+def _even_round(x: np.ndarray) -> np.ndarray:
+    return (2 * np.round(x / 2)).astype(np.int64)
 
 
 def _rel_err(exact, approx) -> float:
@@ -140,20 +177,17 @@ def _rel_err(exact, approx) -> float:
     return float(np.sqrt(np.mean((exact - approx) ** 2)) / denom)
 
 
-TRANSPARENT = (ReshapeOp, DelayOp)   # ops that pass values on unchanged (maybe later)
-
-
 def quantising_targets(program: Program) -> dict[str, str]:
-    """Linear op -> the one neuron population whose scale its weights carry.
+    """Synaptic op -> the one neuron population whose scale its weights carry.
 
-    A linear op reaching exactly one neuron (through Flatten/Delay only) is
+    A synaptic op reaching exactly one neuron (through Flatten/Delay only) is
     quantised with that neuron: its mantissas absorb the neuron's gain and
-    scale. Any other linear op (e.g. a pooling layer feeding a convolution)
-    must have exactly representable weights (see :func:`_exact_linear`).
+    scale. Any other synaptic op (e.g. a pooling layer feeding a convolution)
+    must have exactly representable weights (see :func:`_exact_weights`).
     """
     targets = {}
     for op in program.ops.values():
-        if not isinstance(op, LinearOp):
+        if not op.synaptic:
             continue
         cur = op
         while True:
@@ -164,102 +198,106 @@ def quantising_targets(program: Program) -> dict[str, str]:
             if isinstance(nxt, NeuronOp):
                 targets[op.name] = nxt.name
                 break
-            if not isinstance(nxt, TRANSPARENT) or len(nxt.inputs) != 1:
+            if not nxt.copies_input or len(nxt.inputs) != 1:
                 break
             cur = nxt
     return targets
 
 
-def quantise(program: Program, input_scale: float = 1.0,
-             collect: list | None = None) -> FixedProgram:
-    """Choose per-population scales and integer parameters for every op.
+class _Quantiser:
+    """The state of one quantisation pass in execution order."""
 
-    ``collect``: if a list, every op's UnsupportedError is appended to it and
-    quantisation goes on (the failed op gets scale 1), so that ``check`` can
-    report all problems; otherwise the first one is raised.
-    """
-    params: dict[str, object] = {}
-    scales: dict[str, float] = {}
-    errors: dict[str, dict] = {}
-    targets = quantising_targets(program)
-    pending: dict[str, str] = {}         # op -> neuron whose sigma gives its scale
+    def __init__(self, program: Program, input_scale: float):
+        self.program, self.input_scale = program, float(input_scale)
+        self.params: dict[str, object] = {}
+        self.scales: dict[str, float] = {}
+        self.errors: dict[str, dict] = {}
+        self.sigmas: dict[str, float] = {}
+        self.targets = quantising_targets(program)
+        self.pending: dict[str, str] = {}    # op -> neuron whose sigma gives its scale
 
-    def scale_of(name):
-        if name in scales:
-            return scales[name]
-        src = program.ops[name]
+    def scale_of(self, name: str) -> float:
+        if name in self.scales:
+            return self.scales[name]
+        src = self.program.ops[name]
         if isinstance(src, NeuronOp) and src.params.spiking:
             return 1.0
         raise UnsupportedError(name, "scale", "in fixed precision a graded value cannot be read "
                                "before its scale is defined (a loop without spiking neurons)",
                                backend="fixed")
 
-    def agree(op, names):
-        vals = {scale_of(n) for n in names}
+    def agree(self, op: Op, names) -> float:
+        vals = {self.scale_of(n) for n in names}
         if len(vals) > 1:
-            raise UnsupportedError(op.name, "inputs", f"inputs summed here have different fixed-point "
-                                   f"scales {sorted(vals)}; sum them through a weighted node",
-                                   backend="fixed")
+            raise UnsupportedError(op.name, "inputs", f"inputs summed here have different "
+                                   f"fixed-point scales {sorted(vals)}; sum them through a "
+                                   "weighted node", backend="fixed")
         return vals.pop()
 
-    for op in program.ops.values():
-        if collect is None:
-            _quantise_op(program, op, input_scale, params, scales, errors, targets, pending,
-                         scale_of, agree)
-            continue
-        try:
-            _quantise_op(program, op, input_scale, params, scales, errors, targets, pending,
-                         scale_of, agree)
-        except UnsupportedError as exc:
-            collect.append(exc)
-            scales.setdefault(op.name, 1.0)
-            pending.pop(op.name, None)
-    return FixedProgram(program, params, scales, errors)
+
+QUANTISERS: OpTable[Callable[[_Quantiser, Op], None]] = OpTable(
+    "fixed-point quantisation rule", backend="fixed")
 
 
-def _quantise_op(program, op, input_scale, params, scales, errors, targets, pending, scale_of,
-                 agree):
-    if isinstance(op, InputOp):
-        scales[op.name] = float(input_scale)
-    elif isinstance(op, (ReshapeOp, OutputOp, DelayOp)):
-        waiting = [pending[s] for s in op.inputs if s in pending]
-        done = [targets[s] for s in op.inputs if s in targets and targets[s] in params]
-        if waiting or done:
-            if len(waiting) + len(done) != len(op.inputs):
-                raise UnsupportedError(op.name, "inputs", "sums a weighted and an unweighted "
-                                       "input before the neuron", backend="fixed")
-            if waiting:
-                pending[op.name] = waiting[0]
-            else:
-                scales[op.name] = params[done[0]].scale
+@QUANTISERS.register(InputOp)
+def _quantise_input(q: _Quantiser, op: Op) -> None:
+    q.scales[op.name] = q.input_scale
+
+
+@QUANTISERS.register(ReshapeOp, OutputOp, DelayOp)
+def _quantise_pass_through(q: _Quantiser, op: Op) -> None:
+    """Values pass unchanged: the op's scale is its inputs' (or, for the output of a
+    synaptic op whose neuron comes later, that neuron's)."""
+    waiting = [q.pending[s] for s in op.inputs if s in q.pending]
+    done = [q.targets[s] for s in op.inputs if s in q.targets and q.targets[s] in q.params]
+    if waiting or done:
+        if len(waiting) + len(done) != len(op.inputs):
+            raise UnsupportedError(op.name, "inputs", "sums a weighted and an unweighted "
+                                   "input before the neuron", backend="fixed")
+        if waiting:
+            q.pending[op.name] = waiting[0]
         else:
-            scales[op.name] = agree(op, op.inputs)
-    elif isinstance(op, LinearOp):
-        if op.name in targets:
-            if targets[op.name] in params:      # a recurrent edge into a neuron already done
-                scales[op.name] = params[targets[op.name]].scale
-            else:
-                pending[op.name] = targets[op.name]
-        else:
-            params[op.name], scales[op.name], errors[op.name] = _exact_linear(
-                op, agree(op, op.inputs))
-    elif isinstance(op, NeuronOp):
-        params[op.name], errors[op.name] = _quantise_neuron(
-            program, op, targets, pending, params, scale_of, agree)
-        sigma = params[op.name].scale
-        for name, neuron in list(pending.items()):
-            if neuron == op.name:
-                scales[name] = sigma
-                del pending[name]
-        scales[op.name] = 1.0 if op.params.spiking else sigma * (1 << STATE_SHIFT)
+            q.scales[op.name] = q.sigmas[done[0]]
     else:
-        raise UnsupportedError(op.name, "type", f"{op.nir_type} has no fixed-point lowering yet",
-                               backend="fixed")
+        q.scales[op.name] = q.agree(op, op.inputs)
 
 
-def _exact_linear(op, in_scale):
-    """Integer weights for a linear op that feeds no single neuron: w = c * mantissa exactly."""
-    w = np.asarray(op.scale if isinstance(op, ScaleOp) else op.weight, np.float64)
+@dataclass(frozen=True)
+class SynapseRule:
+    """The quantisation rule of a synaptic op type.
+
+    A synaptic op feeding one neuron population is quantised with it (in
+    :func:`_quantise_neuron`); any other must have exactly representable
+    weights. ``wrap_bits``: the output wrap of its Lava process;
+    ``halves_mixed_signs``: whether that process drops the lowest bit of
+    mixed-sign 8-bit weights (Lava's Dense and Sparse do, its Conv does not).
+    """
+    wrap_bits: Callable[[Op], int | None] = lambda op: None
+    halves_mixed_signs: Callable[[Op], bool] = lambda op: True
+
+    def __call__(self, q: _Quantiser, op: Op) -> None:
+        target = q.targets.get(op.name)
+        if target is not None:       # quantised with its neuron (when that neuron comes)
+            if target in q.params:   # a recurrent edge into a neuron already done
+                q.scales[op.name] = q.sigmas[target]
+            else:
+                q.pending[op.name] = target
+            return
+        q.params[op.name], q.scales[op.name], q.errors[op.name] = _exact_weights(
+            op, q.agree(op, op.inputs), self.wrap_bits(op), self.halves_mixed_signs(op))
+
+
+QUANTISERS.register(DenseOp, ScaleOp)(SynapseRule())
+# Lava's native Conv wraps its output to 24 bits and keeps odd weights; its Sparse fallback
+# (asymmetric padding) behaves like Dense.
+QUANTISERS[ConvOp] = SynapseRule(
+    wrap_bits=lambda op: CONV_WRAP_BITS if op.lava_native else None,
+    halves_mixed_signs=lambda op: not op.lava_native)
+
+
+def _exact_weights(op: Op, in_scale: float, wrap_bits, halves_mixed_signs: bool):
+    """Integer weights for a synaptic op that feeds no single neuron: w = c * mantissa exactly."""
+    w = np.asarray(op.weights, np.float64)
     nz = np.abs(w[w != 0])
     c = float(nz.min()) if nz.size else 1.0
     mant = w / c
@@ -268,48 +306,37 @@ def _exact_linear(op, in_scale):
                                "feed exactly one neuron population must have weights that are integer "
                                "multiples of one value (e.g. pooling)", backend="fixed")
     mant = np.round(mant).astype(np.int64)
-    if not (isinstance(op, ConvOp) and op.lava_native) and mant.min() < 0 < mant.max():
+    if halves_mixed_signs and mant.min() < 0 < mant.max():
         mant, c = mant * 2, c / 2     # Lava drops the lowest bit of mixed-sign 8-bit weights
     if np.abs(mant).max(initial=0) > W_MANT_MAX:
         raise UnsupportedError(op.name, "weight", f"weights need {int(np.abs(mant).max())} "
                                f"levels, more than 8 bits", backend="fixed")
     out_scale = in_scale / c
-    fixed = FixedDense(mant.astype(np.int32), 0, out_scale,
-                       wrap_bits=24 if isinstance(op, ConvOp) and op.lava_native else None)
-    return fixed, out_scale, {"weight": 0.0}
+    return FixedWeights(mant.astype(np.int32), 0, out_scale, wrap_bits), out_scale, {"weight": 0.0}
 
 
-def _weighted_chain(program, name, targets, neuron) -> bool:
-    """Whether input ``name`` is a linear op quantised for ``neuron`` (maybe via Flatten/Delay)."""
+def _weighted_chain(program: Program, name: str, targets: dict, neuron: str) -> bool:
+    """Whether input ``name`` is a synaptic op quantised for ``neuron`` (maybe via Flatten/Delay)."""
     op = program.ops[name]
-    while isinstance(op, TRANSPARENT) and len(op.inputs) == 1:
+    while op.copies_input and len(op.inputs) == 1:
         op = program.ops[op.inputs[0]]
     return targets.get(op.name) == neuron
 
 
-def _effective_weight(op, gain: np.ndarray) -> np.ndarray:
-    """The op's weights with the consuming neurons' gain folded in, in the op's layout."""
-    if isinstance(op, DenseOp):
-        return gain[:, None] * op.weight
-    if isinstance(op, ScaleOp):
-        return gain * op.scale
-    if isinstance(op, ConvOp):
-        per_channel = gain.reshape(op.shape[0], -1)
-        if not np.allclose(per_channel, per_channel[:, :1], rtol=1e-12, atol=0):
-            raise UnsupportedError(op.name, "gain", "the neurons a convolution feeds must share "
-                                   "one input gain per channel in fixed precision (the kernel is "
-                                   "shared across positions)", backend="fixed")
-        return per_channel[:, 0][:, None, None, None] * op.weight
-    raise UnsupportedError(op.name, "type", f"{op.nir_type} has no fixed-point weights", backend="fixed")
-
-
-def _quantise_neuron(program, op: NeuronOp, targets, pending, params, scale_of, agree):
+@QUANTISERS.register(NeuronOp, ThresholdOp)
+def _quantise_neuron(q: _Quantiser, op: Op) -> None:
     p: NeuronParams = op.params
     gain = np.broadcast_to(np.asarray(p.gain, np.float64), p.shape).reshape(-1)
-    weighted = [program.ops[name] for name, n in targets.items() if n == op.name]
-    in_scale = {d.name: agree(d, d.inputs) for d in weighted}
-    direct_in = [s for s in op.inputs if not _weighted_chain(program, s, targets, op.name)]
-    w_eff = {d.name: _effective_weight(d, gain) for d in weighted}
+    weighted = [q.program.ops[name] for name, n in q.targets.items() if n == op.name]
+    in_scale = {d.name: q.agree(d, d.inputs) for d in weighted}
+    direct_in = [s for s in op.inputs if not _weighted_chain(q.program, s, q.targets, op.name)]
+    w_eff = {}
+    for d in weighted:
+        try:
+            w_eff[d.name] = d.scaled_weights(gain)
+        except UnsupportedError as exc:
+            raise UnsupportedError(exc.node, exc.field, f"{exc.reason} in fixed precision",
+                                   backend="fixed") from None
     # sigma: largest scale keeping weights within 8 bits and the threshold in range
     sigma = np.inf
     for d in weighted:
@@ -322,34 +349,57 @@ def _quantise_neuron(program, op: NeuronOp, targets, pending, params, scale_of, 
         if not np.allclose(gain, 1.0, rtol=1e-9):
             raise UnsupportedError(op.name, "gain", "input gain != 1 on an edge without weights "
                                    "cannot be represented in fixed precision", backend="fixed")
-        sigma = agree(op, direct_in)
+        sigma = q.agree(op, direct_in)
     if not np.isfinite(sigma):
         sigma = 1.0
     err = {}
     for d in weighted:
         mant = np.clip(_even_round(sigma * w_eff[d.name] / in_scale[d.name]), -256, W_MANT_MAX)
-        params[d.name] = FixedDense(mant.astype(np.int32), 0, sigma,
-                                    wrap_bits=24 if isinstance(d, ConvOp) and d.lava_native else None)
+        rule = QUANTISERS.get(type(d))      # a missing rule is reported at the op itself
+        wrap = rule.wrap_bits(d) if isinstance(rule, SynapseRule) else None
+        q.params[d.name] = FixedWeights(mant.astype(np.int32), 0, sigma, wrap)
         err[f"weight[{d.name}]"] = _rel_err(w_eff[d.name], mant * in_scale[d.name] / sigma)
-    shape = (op.size,)
-    flat = lambda x: np.broadcast_to(np.asarray(x, np.float64), p.shape).reshape(shape)
-    # dv = 4096 (v forgets fully: Threshold, or tau = dt) is exact; Loihi's 12 bits stop at 4095.
-    dv = np.clip(np.round(flat(p.dv) * DECAY_UNITY), 0, DECAY_UNITY).astype(np.int64)
-    du = np.clip(np.round(flat(p.du) * DECAY_UNITY) - 1, 0, DECAY_UNITY - 1).astype(np.int64)
-    err["dv"] = float(np.abs(dv / DECAY_UNITY - flat(p.dv)).max())
-    err["du"] = float(np.abs((du + 1) / DECAY_UNITY - flat(p.du)).max())
-    v_unit = sigma * (1 << STATE_SHIFT)
-    bias_mant, bias_exp = _bias_mant_exp(np.round(flat(p.bias) * v_unit))
-    input_bias = np.round(flat(p.input_bias) * gain * sigma).astype(np.int64)
-    vth = None
+    fixed = encode_neuron(p, NeuronScale(float(sigma), gain))
+    flat = p.flat()
+    err["dv"] = float(np.abs(fixed.dv / DECAY_UNITY - flat.dv).max())
+    err["du"] = float(np.abs((fixed.du + 1) / DECAY_UNITY - flat.du).max())
     if p.spiking:
-        vth = np.round(flat(p.v_th) * sigma).astype(np.int64)
-        err["v_threshold"] = _rel_err(flat(p.v_th), vth / sigma)
-    fixed = FixedNeuron(du=du, dv=dv, bias_mant=bias_mant, bias_exp=bias_exp, vth=vth,
-                        v_reset=np.round(flat(p.v_reset) * v_unit).astype(np.int64),
-                        v_init=np.round(flat(p.v_init) * v_unit).astype(np.int64),
-                        input_bias=input_bias, reset_mode=p.reset_mode, scale=float(sigma))
+        err["v_threshold"] = _rel_err(flat.v_th, fixed.v_th / sigma)
     if p.step_gain is not None:
-        fixed.step_gain = np.round(p.step_gain * (1 << TSM_BITS)).astype(np.int64)
         err["tsm_gain"] = _rel_err(p.step_gain, fixed.step_gain / (1 << TSM_BITS))
-    return fixed, err
+    q.params[op.name], q.errors[op.name], q.sigmas[op.name] = fixed, err, float(sigma)
+    for name, neuron in list(q.pending.items()):
+        if neuron == op.name:
+            q.scales[name] = sigma
+            del q.pending[name]
+    q.scales[op.name] = 1.0 if p.spiking else sigma * (1 << STATE_SHIFT)
+
+
+def quantise(program: Program, input_scale: float = 1.0,
+             collect: list | None = None) -> FixedProgram:
+    """Choose per-population scales and integer parameters for every op.
+
+    ``collect``: if a list, every op's UnsupportedError is appended to it and
+    quantisation goes on (the failed op gets scale 1), so that ``check`` can
+    report all problems; otherwise the first one is raised.
+    """
+    q = _Quantiser(program, input_scale)
+    for op in program.ops.values():
+        try:
+            QUANTISERS.lookup(op)(q, op)
+        except UnsupportedError as exc:
+            if collect is None:
+                raise
+            collect.append(exc)
+            q.scales.setdefault(op.name, 1.0)
+            q.pending.pop(op.name, None)
+    return FixedProgram(program, q.params, q.scales, q.errors, float(input_scale))
+
+
+def for_run(program: Program, precision: str, fixed: FixedProgram | None = None,
+            input_scale: float = 1.0) -> FixedProgram | None:
+    """The FixedProgram a run of ``precision`` uses: the caller's, else quantised here once
+    (None in floating point). Every simulator enters quantisation through this."""
+    if precision != "fixed":
+        return None
+    return fixed if fixed is not None else quantise(program, input_scale)

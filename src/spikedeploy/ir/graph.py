@@ -34,7 +34,7 @@ class FlatGraph:
 
 def flatten_graph(graph: nir.NIRGraph) -> FlatGraph:
     flat = inline_graph(graph)
-    _order(flat)
+    order_graph(flat)
     return flat
 
 
@@ -81,7 +81,7 @@ def _inline(graph: nir.NIRGraph, prefix: str, nodes: dict, edges: list) -> None:
         edges.append((resolve(a, True), resolve(b, False)))
 
 
-def _order(g: FlatGraph) -> None:
+def order_graph(g: FlatGraph) -> None:
     """Depth-first from the inputs: back edges are recurrent; the rest is a DAG."""
     if not g.inputs:
         raise SpikedeployError("graph has no Input node")

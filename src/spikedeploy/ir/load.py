@@ -8,14 +8,7 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
-
-# Graph-level metadata written by spikedeploy's exporter (README: "NIR metadata").
-META_DT = "spikedeploy.dt"
-META_NUM_STEPS = "spikedeploy.num_steps"
-META_ENCODING = "spikedeploy.encoding"
-META_READOUT = "spikedeploy.readout"
-META_DATASET = "spikedeploy.dataset"
-SNNTORCH_DEFAULT_DT = 1e-4
+from ..metadata import DEFAULT_DT, DT, metadata_value
 
 
 def read_nir(path) -> nir.NIRGraph:
@@ -53,28 +46,14 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def metadata_value(meta: dict, key: str, default=None):
-    """A metadata entry as a plain Python value (h5py gives bytes and 0-d arrays)."""
-    if not meta or key not in meta:
-        return default
-    value = meta[key]
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode()
-    return value
-
-
 def graph_dt(metadata: dict, dt: float | None = None) -> float:
     """The time step: the user's ``dt`` if given, else the exporter's metadata."""
     if dt is None:
-        dt = metadata_value(metadata, META_DT)
+        dt = metadata_value(metadata, DT)
     if dt is None:
         raise SpikedeployError(
             "the graph records no time step: pass --dt (snnTorch and the NIR paper "
-            f"use {SNNTORCH_DEFAULT_DT})")
+            f"use {DEFAULT_DT})")
     dt = float(dt)
     if not np.isfinite(dt) or dt <= 0:
         raise SpikedeployError(f"time step dt must be positive, got {dt}")

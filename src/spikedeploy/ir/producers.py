@@ -6,7 +6,7 @@ discrete-time definition (:mod:`spikedeploy.ir.semantics`: forward Euler at
 dt, one spike per step on ``v > v_threshold``, reset to ``v_reset`` in the
 spike's step). Other producers simulate their networks differently and write
 their parameters with their own conventions. Measured with sinabs 3.1.3,
-Norse 1.1.0 and Rockpool 3.1.0 (tests/test_foreign_producers.py runs each
+Norse 1.1.0 and Rockpool 3.1.0 (tests/ir/test_foreign_producers.py runs each
 library against spikedeploy on the same network and input):
 
 =========== ======================================================================
@@ -54,7 +54,8 @@ from dataclasses import dataclass
 import nir
 import numpy as np
 
-META_EXPORTER = "spikedeploy.exporter"
+from ..metadata import EXPORTER
+
 ROCKPOOL_NAME = re.compile(r"^\d+_\w+Torch$")     # Rockpool's Sequential names: "0_LinearTorch"
 
 
@@ -82,33 +83,19 @@ def _all(x, value, rtol=1e-6) -> bool:
 
 # --- Input shapes ---------------------------------------------------------------
 
-def _expected_input(node) -> tuple | None:
-    """The input shape (or flat size as a 1-tuple) a consumer node takes, if it says."""
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        w = np.asarray(node.weight)
-        return (int(w.shape[1]),) if w.ndim == 2 else None
-    if isinstance(node, nir.Conv2d):
-        w = np.asarray(node.weight)
-        spatial = getattr(node, "input_shape", None)
-        groups = int(np.asarray(node.groups).item()) if node.groups is not None else 1
-        if w.ndim == 4 and spatial is not None and np.size(spatial) == 2:
-            return (int(w.shape[1]) * groups,) + tuple(int(s) for s in np.atleast_1d(spatial))
-        if w.ndim == 4:          # channels known, H and W not (sinabs/Norse write input_shape=None)
-            return (int(w.shape[1]) * groups, None, None)
-    return None
-
-
-def input_shape(name: str, shape: tuple, consumers: list) -> tuple[tuple, Note | None]:
+def input_shape(name: str, shape: tuple, wanted: list) -> tuple[tuple, Note | None]:
     """The shape an Input node really feeds, and a note when leading dimensions were dropped.
 
     nirtorch-based exporters (sinabs, Norse, Rockpool) record the sample
     data's shape, keeping a time (sinabs) or batch (Norse, Rockpool)
     dimension in front. When every consumer that states its input size
     takes a trailing part of the declared shape, the leading dimensions are
-    dropped.
+    dropped. ``wanted``: the input shape each consumer states (its lowering's
+    ``takes``: a flat size as a 1-tuple, (C, None, None) when only the channels
+    are known, or None).
     """
     shape = tuple(int(s) for s in shape)
-    wanted = {e for e in (_expected_input(c) for c in consumers) if e is not None}
+    wanted = {e for e in wanted if e is not None}
     if len(wanted) != 1 or len(shape) < 2:
         return shape, None
     want = wanted.pop()
@@ -179,7 +166,7 @@ def _rockpool_dt(tau, r) -> float | None:
 
 def identify_producer(nodes: dict, metadata: dict) -> str:
     """Best guess of the tool that wrote a graph: spikedeploy, rockpool, norse, sinabs or ''."""
-    if META_EXPORTER in (metadata or {}):
+    if EXPORTER in (metadata or {}):
         return "spikedeploy"
     names = [n for n, v in nodes.items() if not isinstance(v, (nir.Input, nir.Output))]
     if names and all(ROCKPOOL_NAME.match(n.split(".")[-1]) for n in names):

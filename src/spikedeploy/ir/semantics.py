@@ -35,41 +35,57 @@ writes tau = dt/(1-beta) and r = tau/dt, so g = 1 and 1 - dv = beta: the
 update is snnTorch's ``mem = beta*mem + input`` with reset "zero" and no
 reset delay.
 
-The fixed-point form (Loihi's arithmetic, as Lava's bit-accurate LIF model
-computes it) is defined in :mod:`spikedeploy.ir.fixed_point`.
+:class:`NeuronParams` is the one definition of a population's parameters: its
+fields say which values are per neuron, how Loihi's fixed point encodes each
+(:mod:`spikedeploy.ir.fixed_point`) and how many bits Lava's process gives it,
+so broadcasting, flattening, quantising and handing them to the Lava process
+all follow from the field list. The fixed-point update is
+:func:`spikedeploy.ir.fixed_point.neuron_step_fixed`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import nir
 import numpy as np
 
 from ..errors import UnsupportedError
+from ..metadata import (DEFAULT_RESET_MODE, RESET_MODE, RESET_MODES, TSM_GAIN, V_INIT,
+                        metadata_value)
 
-# Metadata keys spikedeploy reads on neuron nodes (documented in the README).
-META_RESET_MODE = "spikedeploy.reset_mode"   # "zero" (default) or "subtract"
-META_V_INIT = "spikedeploy.v_init"           # initial membrane voltage per neuron
-META_TSM_GAIN = "spikedeploy.tsm_gain"       # per-time-step input gain p[t], shape (T,)
 
-NEURON_TYPES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I)
+def _per_neuron(unit: str, bits: int, doc: str, **default):
+    """A per-neuron parameter: ``unit`` names its fixed-point encoding (a rule of
+    ``fixed_point.FIXED_ENCODINGS``), ``bits`` its width in Lava's fixed-point process."""
+    return field(metadata={"per_neuron": True, "unit": unit, "bits": bits, "doc": doc}, **default)
 
 
 @dataclass
 class NeuronParams:
-    """Discrete-time parameters of one neuron population (float64 arrays)."""
+    """Parameters of one neuron population, in the op's shape.
 
-    du: np.ndarray
-    dv: np.ndarray
-    gain: np.ndarray
-    bias: np.ndarray
-    v_th: np.ndarray | None      # None: non-spiking (outputs its voltage)
-    v_reset: np.ndarray
-    v_init: np.ndarray
-    reset_mode: str = "zero"
-    input_bias: np.ndarray | float = 0.0   # c: bias of the Affine nodes feeding it
-    step_gain: np.ndarray | None = None    # p[t] (TSM), one value per time step
+    Floating point: float64 values of the equations above. Loihi fixed point
+    (``fixed_point.quantise``): int64 values in the integer units of
+    :func:`~spikedeploy.ir.fixed_point.neuron_step_fixed`, per field as its
+    ``unit`` says.
+    """
+
+    du: np.ndarray = _per_neuron("decay_u", 12, "current decay per step (fixed: Loihi's du, "
+                                 "applied as du + 1)")
+    dv: np.ndarray = _per_neuron("decay_v", 12, "voltage decay per step (fixed: x 4096)")
+    gain: np.ndarray = _per_neuron("gain", 24, "input gain g (fixed: 1, folded into the weights)")
+    bias: np.ndarray = _per_neuron("bias", 26, "voltage bias b per step (fixed: mantissa << "
+                                   "exponent, a 13-bit mantissa, within +-2**25)")
+    v_th: np.ndarray | None = _per_neuron("threshold", 17, "threshold; None: non-spiking (fixed: "
+                                          "mantissa, compared as v_th << 6)")
+    v_reset: np.ndarray = _per_neuron("voltage", 24, "voltage after a spike (reset 'zero')")
+    v_init: np.ndarray = _per_neuron("voltage", 24, "voltage at the start of every sample")
+    input_bias: np.ndarray | float = _per_neuron("current", 24, "c: bias of the Affine nodes "
+                                                 "feeding it", default=0.0)
+    reset_mode: str = DEFAULT_RESET_MODE
+    step_gain: np.ndarray | None = None    # p[t] (TSM), one value per time step (fixed: x 4096)
 
     @property
     def spiking(self) -> bool:
@@ -77,7 +93,33 @@ class NeuronParams:
 
     @property
     def shape(self) -> tuple:
-        return self.dv.shape
+        return np.shape(self.dv)
+
+    @classmethod
+    def per_neuron_fields(cls) -> list:
+        """The dataclass fields holding one value per neuron, in declaration order."""
+        return [f for f in fields(cls) if f.metadata.get("per_neuron")]
+
+    def replace(self, **values) -> "NeuronParams":
+        new = copy.copy(self)
+        for key, value in values.items():
+            setattr(new, key, value)
+        return new
+
+    def broadcast(self, shape: tuple, dtype=np.float64) -> "NeuronParams":
+        """Every per-neuron value as an array of ``shape`` (single values repeated)."""
+        def full(value):
+            value = np.asarray(value, dtype)
+            return np.broadcast_to(value.reshape(()) if value.size == 1 else value, shape).copy()
+        return self.replace(**{f.name: full(getattr(self, f.name))
+                               for f in self.per_neuron_fields() if getattr(self, f.name) is not None})
+
+    def flat(self, dtype=np.float64) -> "NeuronParams":
+        """Every per-neuron value as a flat (size,) array (C order), as backends store them."""
+        size = int(np.prod(self.shape, dtype=np.int64))
+        return self.replace(**{f.name: np.broadcast_to(np.asarray(getattr(self, f.name), dtype),
+                                                       self.shape).reshape(size)
+                               for f in self.per_neuron_fields() if getattr(self, f.name) is not None})
 
 
 def _arr(x, shape=None) -> np.ndarray:
@@ -85,28 +127,18 @@ def _arr(x, shape=None) -> np.ndarray:
     return np.broadcast_to(a, shape).copy() if shape is not None else a
 
 
-def _meta_str(node, key, default):
-    value = (getattr(node, "metadata", None) or {}).get(key, default)
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
-        value = value.item()
-        value = value.decode() if isinstance(value, bytes) else value
-    return str(value)
-
-
 def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParams:
     meta = getattr(node, "metadata", None) or {}
-    reset_mode = _meta_str(node, META_RESET_MODE, "zero")
-    if reset_mode not in ("zero", "subtract"):
-        raise UnsupportedError(name, META_RESET_MODE,
-                               f"unknown reset mode {reset_mode!r} (zero|subtract)")
-    v_init = _arr(meta.get(META_V_INIT, 0.0), shape)
-    step_gain = meta.get(META_TSM_GAIN)
+    reset_mode = str(metadata_value(meta, RESET_MODE, DEFAULT_RESET_MODE))
+    if reset_mode not in RESET_MODES:
+        raise UnsupportedError(name, RESET_MODE,
+                               f"unknown reset mode {reset_mode!r} ({'|'.join(RESET_MODES)})")
+    v_init = _arr(meta.get(V_INIT, 0.0), shape)
+    step_gain = meta.get(TSM_GAIN)
     if step_gain is not None:
         step_gain = np.atleast_1d(_arr(step_gain)).reshape(-1)
         if not np.all(np.isfinite(step_gain)):
-            raise UnsupportedError(name, META_TSM_GAIN, "per-step gains must be finite")
+            raise UnsupportedError(name, TSM_GAIN, "per-step gains must be finite")
     return NeuronParams(
         du=_arr(du, shape), dv=_arr(dv, shape), gain=_arr(gain, shape),
         bias=_arr(bias, shape),
@@ -147,6 +179,16 @@ def _i(name, n: nir.I, dt):
     return _finish(name, n, np.shape(n.r), 1.0, 0.0, dt * _arr(n.r), 0.0, None, 0.0)
 
 
+def threshold_params(threshold: np.ndarray) -> NeuronParams:
+    """NIR Threshold, z = a > threshold: the generalised neuron with no memory
+    (du = dv = 1, gain 1: u = a, v = u; the reset never matters)."""
+    shape = np.shape(threshold)
+    one = np.ones(shape)
+    return NeuronParams(du=one, dv=one.copy(), gain=one.copy(), bias=np.zeros(shape),
+                        v_th=np.asarray(threshold, np.float64).copy(), v_reset=np.zeros(shape),
+                        v_init=np.zeros(shape))
+
+
 # Registry: NIR neuron type -> its discretisation. One entry per primitive.
 NEURON_DISCRETISATION: dict[type, Callable[[str, object, float], NeuronParams]] = {
     nir.LIF: _lif,
@@ -175,12 +217,12 @@ def _any_nonzero(x) -> bool:
     return bool(np.any(np.asarray(x) != 0))
 
 
-def step_gain_at(p, t: int, name: str = ""):
+def step_gain_at(p: NeuronParams, t: int, name: str = ""):
     """p[t] of a TSM neuron (None without TSM); steps beyond the gains are an error."""
     if p.step_gain is None:
         return None
     if t >= len(p.step_gain):
-        raise UnsupportedError(name or "neuron", META_TSM_GAIN,
+        raise UnsupportedError(name or "neuron", TSM_GAIN,
                                f"TSM gains are defined for {len(p.step_gain)} time steps, "
                                f"the run needs step {t + 1}")
     return p.step_gain[t]

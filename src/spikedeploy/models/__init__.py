@@ -15,27 +15,28 @@ The seed papers' mechanisms (issue #7), each exportable to NIR:
     neurons: IF, LIF, IMPLIF (learned v0), Readout (non-spiking), TSM (per-step gains),
              scale_thresholds (threshold guidance on the torch side)
     residual.PreSpikeResidual            # SDM: BN(Conv(IF(x))) + x
-    losses: lts_loss, tet_s_loss, readout_predictions
+    losses: lts_loss, tet_s_loss (readouts: spikedeploy.readout)
     sdm.build_sdm_cnn / train_sdm_cnn     imp.build_imp_mlp / train_imp
-    fastsnn: QuantReLU, quantize, convert, count_check, relu_mlp_from_onnx, write_relu_onnx
+    fastsnn: QuantReLU, quantize, convert, count_check
+    relu_onnx: relu_mlp_from_onnx, write_relu_onnx
     ugo: fit_ugo, SpikingUGO, error_vs_steps     denoiser.train_denoiser
     sta.TCSA (training only: refused at export)
     recipes.train_recipe(name, **options)  # what `spikedeploy train --model NAME` runs
 """
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, training_config
-from .data import ENCODINGS, DigitsSplit, encode, load_digits_split
-from .losses import lts_loss, readout_predictions, tet_s_loss
+from .data import DigitsSplit, encode, load_digits_split
+from .losses import lts_loss, tet_s_loss
 from .mlp import build_mlp
-from .neurons import IF, IMPLIF, LIF, TSM, Readout, scale_thresholds
+from .neurons import IF, IMPLIF, LIF, TSM, Readout, reset_state, scale_thresholds
 from .residual import PreSpikeResidual
-from .sequential import layer_names, reset_state, run_snntorch
-from .train import TrainConfig, TrainResult, evaluate, spike_count_prediction, train
+from .sequential import layer_names, run_snntorch
+from .train import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
     "Checkpoint", "load_checkpoint", "save_checkpoint", "training_config",
-    "ENCODINGS", "DigitsSplit", "encode", "load_digits_split",
+    "DigitsSplit", "encode", "load_digits_split",
     "build_mlp", "layer_names", "reset_state", "run_snntorch",
-    "TrainConfig", "TrainResult", "evaluate", "spike_count_prediction", "train",
+    "TrainConfig", "TrainResult", "evaluate", "train",
     "IF", "IMPLIF", "LIF", "TSM", "Readout", "scale_thresholds", "PreSpikeResidual",
-    "lts_loss", "tet_s_loss", "readout_predictions",
+    "lts_loss", "tet_s_loss",
 ]

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..errors import SpikedeployError
 from ..fileio import write_atomically
-from .data import ENCODINGS
+from ..metadata import ENCODINGS, READOUTS
 from .mlp import ARCHITECTURE as MLP, build_mlp
 
 WEIGHTS_FILE = "model.safetensors"
@@ -53,7 +53,6 @@ MLP_KEYS: dict[str, tuple] = {
     "num_inputs": (int,), "hidden": (int,), "num_outputs": (int,),
     "beta": _NUMBER, "threshold": _NUMBER, "reset_mechanism": (str,),
 }
-REQUIRED_KEYS: dict[str, tuple] = {**COMMON_KEYS, **MLP_KEYS}   # the reference MLP's
 
 
 def _build_mlp_from_config(config: dict) -> nn.Sequential:
@@ -191,7 +190,6 @@ def _validate_config(config, where: str) -> None:
                 all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise SpikedeployError(f"{where}: 'input_shape' must be a list of positive ints, got {shape!r}")
     if "readout" in config:
-        from .losses import READOUTS
         if config["readout"] not in READOUTS:
             raise SpikedeployError(f"{where}: unknown readout {config['readout']!r}")
     if not (math.isfinite(config["dt"]) and config["dt"] > 0):

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpikedeployError
+from ..metadata import ENCODINGS
 
-ENCODINGS = ("rate", "direct")
 NUM_PIXELS = 64
 NUM_CLASSES = 10
 PIXEL_MAX = 16.0

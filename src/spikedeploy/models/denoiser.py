@@ -12,7 +12,7 @@ Loss: mean squared error between the readout's mean over steps (readout
 ``mean``) and eps. The denoised image is
 x0_hat = (x_t - sqrt(1 - a) eps_hat) / sqrt(a). Threshold guidance (SDM)
 scales every threshold by gamma at inference;
-:func:`spikedeploy.deploy.stages.threshold_sweep` with ``targets`` = eps
+:func:`spikedeploy.deploy.sweep.threshold_sweep` with ``targets`` = eps
 reports the prediction error and the energy for each gamma.
 """
 from __future__ import annotations

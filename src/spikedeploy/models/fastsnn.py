@@ -1,8 +1,9 @@
 """Fast-SNN: a quantised ReLU network converted to IF neurons whose spike counts equal it.
 
 1. A ReLU MLP (``nn.Linear``/``nn.ReLU``/``nn.Flatten``), trained here
-   (:func:`train_relu_mlp`) or read from an ONNX file (:func:`relu_mlp_from_onnx`:
-   Gemm, MatMul+Add, Relu, Flatten, Identity/Dropout).
+   (:func:`train_relu_mlp`) or read from an ONNX file
+   (:func:`spikedeploy.models.relu_onnx.relu_mlp_from_onnx`: Gemm, MatMul+Add,
+   Relu, Flatten, Identity/Dropout).
 2. Activations quantised to b bits with a learned clipping value s per layer
    (:class:`QuantReLU`, initialised from the calibration data's activation
    percentile, then fine-tuned with a straight-through estimator)::
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from ..errors import SpikedeployError
 from .data import NUM_CLASSES, NUM_PIXELS
 from .fit import Timer, Trained, accuracy, adam_epochs, base_config, digits
 from .neurons import IF, Readout
+from .relu_onnx import relu_mlp_from_onnx
 from .sequential import run_snntorch
 
 ARCHITECTURE = "fastsnn-mlp"
@@ -238,126 +239,6 @@ def count_check(qmodel: nn.Sequential, snn: nn.Sequential, x: np.ndarray) -> lis
                 ann_h = module(ann_h)
                 snn_h = module(snn_h)
     return report
-
-
-# --- ONNX -----------------------------------------------------------------------
-
-def relu_mlp_from_onnx(path) -> nn.Sequential:
-    """Read a ReLU MLP from an ONNX file (Gemm / MatMul+Add / Relu / Flatten / Identity)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:   # pragma: no cover - onnx is a declared dependency
-        raise SpikedeployError("reading ONNX files needs the 'onnx' package (pip install onnx)")
-    path = Path(path)
-    if not path.is_file():
-        raise SpikedeployError(f"{path}: no such file")
-    try:
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
-    except Exception as exc:   # noqa: BLE001 - onnx raises many types for bad files
-        raise SpikedeployError(f"{path}: not a valid ONNX model ({type(exc).__name__}: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})")
-    graph = proto.graph
-    consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t).astype(np.float64)
-    inputs = [i.name for i in graph.input if i.name not in consts]
-    if len(inputs) != 1:
-        raise SpikedeployError(f"{path}: expected one data input, found {inputs}")
-    current = inputs[0]
-    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
-    counts = {"fc": 0, "relu": 0, "flatten": 0}
-
-    def add(kind, module):
-        counts[kind] += 1
-        layers[f"{kind}{counts[kind]}"] = module
-
-    def linear(weight, bias):
-        fc = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-        with torch.no_grad():
-            fc.weight.copy_(torch.from_numpy(weight))
-            if bias is not None:
-                fc.bias.copy_(torch.from_numpy(np.broadcast_to(bias, (weight.shape[0],)).copy()))
-        return fc
-
-    def attrs(node):
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    for node in graph.node:
-        if node.op_type == "Constant":
-            continue
-        where = f"{path}: node '{node.name or node.output[0]}' ({node.op_type})"
-        data_inputs = [i for i in node.input if i and i not in consts]
-        if data_inputs != [current]:
-            raise SpikedeployError(f"{where}: only a chain of layers is supported")
-        if node.op_type == "Gemm":
-            a = attrs(node)
-            if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-                raise SpikedeployError(f"{where}: only Gemm with transA=0, alpha=beta=1")
-            w = consts[node.input[1]]
-            w = w if a.get("transB", 0) else w.T
-            add("fc", linear(w, consts[node.input[2]] if len(node.input) > 2 and node.input[2] else None))
-        elif node.op_type == "MatMul":
-            add("fc", linear(consts[node.input[1]].T, None))
-        elif node.op_type == "Add":
-            last = next(reversed(layers.values()), None)
-            bias_name = next(i for i in node.input if i in consts)
-            if not isinstance(last, nn.Linear) or last.bias is not None:
-                raise SpikedeployError(f"{where}: Add must follow a MatMul (its bias)")
-            name = next(reversed(layers))
-            layers[name] = linear(last.weight.detach().numpy().astype(np.float64), consts[bias_name])
-        elif node.op_type == "Relu":
-            add("relu", nn.ReLU())
-        elif node.op_type == "Flatten":
-            if attrs(node).get("axis", 1) != 1:
-                raise SpikedeployError(f"{where}: only Flatten with axis=1")
-            add("flatten", nn.Flatten())
-        elif node.op_type in ("Identity", "Dropout"):
-            pass
-        else:
-            raise SpikedeployError(f"{where}: operator not supported for Fast-SNN conversion "
-                                   "(Gemm, MatMul, Add, Relu, Flatten, Identity, Dropout)")
-        current = node.output[0]
-    if not layers:
-        raise SpikedeployError(f"{path}: the ONNX graph has no layers")
-    return nn.Sequential(layers)
-
-
-def write_relu_onnx(model: nn.Sequential, path, input_size: int) -> Path:
-    """Write a Linear/ReLU/Flatten network as ONNX (Gemm with transB=1, Relu), float32."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, inits, current = [], [], "input"
-    for name, module in _check_relu_mlp(model):
-        out = f"{name}_out"
-        if isinstance(module, nn.Linear):
-            w = module.weight.detach().numpy().astype(np.float32)
-            b = (module.bias.detach().numpy() if module.bias is not None
-                 else np.zeros(w.shape[0])).astype(np.float32)
-            inits += [numpy_helper.from_array(w, f"{name}.weight"),
-                      numpy_helper.from_array(b, f"{name}.bias")]
-            nodes.append(helper.make_node("Gemm", [current, f"{name}.weight", f"{name}.bias"], [out],
-                                          name=name, transB=1))
-        elif isinstance(module, nn.ReLU):
-            nodes.append(helper.make_node("Relu", [current], [out], name=name))
-        elif isinstance(module, nn.Flatten):
-            nodes.append(helper.make_node("Flatten", [current], [out], name=name, axis=1))
-        else:
-            raise SpikedeployError(f"layer '{name}': only Linear, ReLU, Flatten are written to ONNX")
-        current = out
-    out_size = [m for m in model if isinstance(m, nn.Linear)][-1].out_features
-    graph = helper.make_graph(
-        nodes, "relu_mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", input_size])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", out_size])], inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.checker.check_model(proto)
-    path = Path(path)
-    onnx.save(proto, str(path))
-    return path
 
 
 # --- checkpoints and the recipe -------------------------------------------------------

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from ..errors import SpikedeployError
+from ..metadata import DEFAULT_DT
+from ..readout import predictions
 from .data import DigitsSplit, direct_encode, load_digits_split
-from .losses import readout_predictions
-from .sequential import reset_state, run_snntorch
-
-DEFAULT_DT = 1e-4
+from .neurons import reset_state
+from .sequential import run_snntorch
 
 
 @dataclass
@@ -138,7 +138,7 @@ def accuracy(model: nn.Sequential, x: np.ndarray, y: np.ndarray, num_steps: int,
              readout: str) -> float:
     """float64 snnTorch accuracy with the given readout."""
     output = run_snntorch(model, image_inputs(x, num_steps, input_shape))["output"]
-    return float(np.mean(readout_predictions(output, readout) == np.asarray(y)))
+    return float(np.mean(predictions(output, readout) == np.asarray(y)))
 
 
 def base_config(architecture: str, num_steps: int, input_shape, readout: str, seed: int,

@@ -11,18 +11,15 @@
 
 The readout a model was trained for is written into its checkpoint and the
 exported graph (metadata ``spikedeploy.readout``) and used by
-``simulate``/``verify``; :func:`readout_predictions` is the same rule as
-``spikedeploy.hw_sim.compare.predictions``.
+``simulate``/``verify``; every stage applies it with :mod:`spikedeploy.readout`.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import SpikedeployError
 
-READOUTS = ("spike_count", "mean", "last_step")
 TET_S_SMOOTHING = 0.01
 
 
@@ -54,21 +51,6 @@ def tet_s_loss(outputs: torch.Tensor, labels: torch.Tensor,
     return F.cross_entropy(flat, labels.repeat(steps), label_smoothing=smoothing)
 
 
-LOSSES = {"spike_count": count_loss, "mean": mean_loss, "last_step": lts_loss, "tet_s": tet_s_loss}
 # the readout that matches each loss
 LOSS_READOUT = {"spike_count": "spike_count", "mean": "mean", "last_step": "last_step",
                 "tet_s": "mean"}
-
-
-def readout_predictions(outputs: np.ndarray, readout: str = "spike_count") -> np.ndarray:
-    """Class per sample from (T, N, ...) outputs: argmax of the readout (ties: lowest index)."""
-    flat = np.asarray(outputs).reshape(outputs.shape[0], outputs.shape[1], -1)
-    if readout == "spike_count":
-        scores = flat.sum(axis=0)
-    elif readout == "mean":
-        scores = flat.mean(axis=0)
-    elif readout == "last_step":
-        scores = flat[-1]
-    else:
-        raise SpikedeployError(f"unknown readout {readout!r} ({'|'.join(READOUTS)})")
-    return scores.argmax(axis=1)

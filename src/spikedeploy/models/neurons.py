@@ -2,7 +2,7 @@
 
 Every module here keeps its state inside the module (snnTorch's
 ``init_hidden=True`` style), so it drops into an ``nn.Sequential`` next to
-``snn.Leaky``; :func:`spikedeploy.models.sequential.reset_state` (or the
+``snn.Leaky``; :func:`reset_state` (or the
 module's own ``reset_mem()``) starts a new sample. Spikes use snnTorch's
 surrogate gradients (ATan by default, as in the Spiking Diffusion Models
 paper). Per-neuron values (beta, threshold, v_init) are tensors of the
@@ -34,6 +34,7 @@ Exported by :mod:`spikedeploy.export.layers` (metadata keys there).
 """
 from __future__ import annotations
 
+import snntorch as snn
 import torch
 from snntorch import surrogate
 from torch import nn
@@ -249,12 +250,7 @@ def scale_thresholds(model: nn.Module, gamma: float) -> nn.Module:
     ``--threshold-scale`` do.
     """
     import copy
-
     import math
-
-    from snntorch import SpikingNeuron
-
-    from .sequential import reset_state
 
     gamma = float(gamma)
     if not (gamma > 0 and math.isfinite(gamma)):
@@ -262,6 +258,26 @@ def scale_thresholds(model: nn.Module, gamma: float) -> nn.Module:
     reset_state(model)          # hidden state left from a run is not a graph leaf: deepcopy refuses it
     scaled = copy.deepcopy(model)
     for module in scaled.modules():
-        if isinstance(module, (LIF, SpikingNeuron)):
+        if isinstance(module, (LIF, snn.SpikingNeuron)):
             module.threshold.mul_(gamma)
     return scaled
+
+
+def is_neuron(module: nn.Module) -> bool:
+    """A stateful neuron layer (spiking or not): snnTorch's, or one of models.neurons."""
+    return isinstance(module, (snn.SpikingNeuron, Neuron, TSM))
+
+
+def reset_state(model: nn.Module) -> None:
+    """Reset every neuron's hidden state (membrane, synaptic current, TSM step).
+
+    Does what ``snntorch.utils.reset`` does, per module: that function resets
+    snnTorch's class-level registry of instances, which misses deep copies
+    (``copy.deepcopy`` does not run ``__init__``, so copies are unregistered)
+    and touches every other network in the process. spikedeploy's own neurons
+    restart from their initial voltage (IMP) and TSM from step 0; any other
+    module with ``stateful = True`` and a ``reset_mem()`` (e.g. TCSA) is reset too.
+    """
+    for module in model.modules():
+        if (is_neuron(module) or getattr(module, "stateful", False)) and hasattr(module, "reset_mem"):
+            module.reset_mem()

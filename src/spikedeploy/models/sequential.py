@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import SpikedeployError
-from .neurons import IF, IMPLIF, LIF, TSM, Neuron, Readout
+from .neurons import IF, IMPLIF, LIF, TSM, Readout, is_neuron, reset_state
 from .residual import PreSpikeResidual
 
 RESERVED_NAMES = ("input", "output")
@@ -77,17 +77,6 @@ def layer_names(model: nn.Sequential) -> list[str]:
     return names
 
 
-def is_neuron(module: nn.Module) -> bool:
-    """A stateful neuron layer (spiking or not): snnTorch's, or one of models.neurons."""
-    return isinstance(module, (snn.SpikingNeuron, Neuron, TSM))
-
-
-def is_spiking(module: nn.Module) -> bool:
-    if isinstance(module, snn.SpikingNeuron):
-        return True
-    return is_neuron(module) and bool(getattr(module, "spiking", False))
-
-
 def recorded_layers(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
     """(record name, module) of every neuron layer, nested ones of composites included."""
     layers = []
@@ -97,21 +86,6 @@ def recorded_layers(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
         elif hasattr(module, "spiking_layers"):
             layers += [(f"{name}_{suffix}", inner) for suffix, inner in module.spiking_layers().items()]
     return layers
-
-
-def reset_state(model: nn.Module) -> None:
-    """Reset every neuron's hidden state (membrane, synaptic current, TSM step).
-
-    Does what ``snntorch.utils.reset`` does, per module: that function resets
-    snnTorch's class-level registry of instances, which misses deep copies
-    (``copy.deepcopy`` does not run ``__init__``, so copies are unregistered)
-    and touches every other network in the process. spikedeploy's own neurons
-    restart from their initial voltage (IMP) and TSM from step 0; any other
-    module with ``stateful = True`` and a ``reset_mem()`` (e.g. TCSA) is reset too.
-    """
-    for module in model.modules():
-        if (is_neuron(module) or getattr(module, "stateful", False)) and hasattr(module, "reset_mem"):
-            module.reset_mem()
 
 
 @torch.no_grad()

@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from ..errors import SpikedeployError
-from .data import ENCODINGS, DigitsSplit, direct_encode, encode, load_digits_split, rate_encode
+from ..metadata import DEFAULT_DT, ENCODINGS
+from ..readout import predictions
+from .data import DigitsSplit, direct_encode, encode, load_digits_split, rate_encode
 from .mlp import build_mlp
-from .sequential import reset_state, run_snntorch
-
-DEFAULT_DT = 1e-4   # seconds per step; snnTorch's exporter and the NIR paper use it
+from .neurons import reset_state
+from .sequential import run_snntorch
 
 
 @dataclass
@@ -66,17 +67,12 @@ class TrainResult:
     cpu_seconds: float = 0.0   # process CPU time (all threads): insensitive to other load
 
 
-def spike_count_prediction(output_spikes: np.ndarray) -> np.ndarray:
-    """Class per sample from output spikes (T, N, classes): argmax of counts, ties to lowest."""
-    return np.argmax(np.asarray(output_spikes).sum(axis=0), axis=1)
-
-
 def evaluate(model: nn.Sequential, x: np.ndarray, y: np.ndarray, num_steps: int,
              encoding: str, seed: int) -> float:
     """Float64 snnTorch accuracy on images ``x`` (N, 64) with labels ``y``."""
     inputs = encode(x, num_steps, encoding, seed)
     output = run_snntorch(model, inputs)["output"]
-    return float(np.mean(spike_count_prediction(output) == np.asarray(y)))
+    return float(np.mean(predictions(output, "spike_count") == np.asarray(y)))
 
 
 def _batch_inputs(x: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:

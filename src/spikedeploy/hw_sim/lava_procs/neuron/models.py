@@ -3,7 +3,9 @@
 The floating-point update is ``spikedeploy.ir.semantics.neuron_step``; the
 fixed-point one is Lava's PyLifModelBitAcc arithmetic
 (``spikedeploy.ir.fixed_point.neuron_step_fixed``). Both are imported rather
-than restated, so the reference simulator and Lava run the same code.
+than restated, so the reference simulator and Lava run the same code. The
+parameter Vars are declared from NeuronParams' fields (their Lava precision
+is the field's ``bits``).
 """
 import numpy as np
 
@@ -15,12 +17,33 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from spikedeploy.hw_sim.lava_procs.neuron.process import WindowedNeuron
-from spikedeploy.ir.fixed_point import FixedNeuron, neuron_step_fixed
+from spikedeploy.ir.fixed_point import neuron_step_fixed
 from spikedeploy.ir.semantics import NeuronParams, neuron_step
+from spikedeploy.metadata import RESET_MODES
+
+
+def _with_param_vars(fixed: bool):
+    """Class decorator: one LavaPyType per NeuronParams per-neuron field."""
+    def declare(cls):
+        for f in NeuronParams.per_neuron_fields():
+            setattr(cls, f.name, LavaPyType(np.ndarray, np.int32, precision=f.metadata["bits"])
+                    if fixed else LavaPyType(np.ndarray, float))
+        return cls
+    return declare
 
 
 class _Windowed(PyLoihiProcessModel):
-    """Window bookkeeping shared by both precisions."""
+    """Window bookkeeping shared by both precisions (Lava finds inherited Var types too)."""
+
+    spiking: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
+    window: np.ndarray = LavaPyType(np.ndarray, int)
+    latency: np.ndarray = LavaPyType(np.ndarray, int)
+    num_steps: np.ndarray = LavaPyType(np.ndarray, int)
+    has_step_gain: np.ndarray = LavaPyType(np.ndarray, int)
+
+    dtype = np.float64
+    update_rule = staticmethod(neuron_step)
 
     def _phase(self):
         """(restart now?, active now?, time step within the sample)."""
@@ -28,8 +51,14 @@ class _Windowed(PyLoihiProcessModel):
         p = (self.time_step - 1) % window
         return p == latency, latency <= p < latency + int(self.num_steps[0]), p - latency
 
-    def _gains(self, dtype):
-        return np.asarray(self.step_gain, dtype) if self.has_step_gain[0] else None
+    def _params(self) -> NeuronParams:
+        values = {f.name: np.asarray(getattr(self, f.name), self.dtype)
+                  for f in NeuronParams.per_neuron_fields()}
+        if not self.spiking[0]:
+            values["v_th"] = None
+        gains = np.asarray(self.step_gain, self.dtype) if self.has_step_gain[0] else None
+        return NeuronParams(**values, reset_mode=RESET_MODES[int(self.reset_mode[0])],
+                            step_gain=gains)
 
     def run_spk(self):
         a = self.a_in.recv()
@@ -38,85 +67,37 @@ class _Windowed(PyLoihiProcessModel):
             self.u[:] = 0
             self.v[:] = self.v_init
         if active:
-            out = self._update(a, t)
+            u, v, out = self.update_rule(self.u.astype(self.dtype), self.v.astype(self.dtype),
+                                         np.asarray(a, self.dtype), self._params(), t)
+            self.u[:] = u
+            self.v[:] = v
         else:
             out = np.zeros(self.u.shape, dtype=self.u.dtype)
-        self.s_out.send(out)
+        self.s_out.send(out.astype(self.u.dtype))
 
 
 @implements(proc=WindowedNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
+@_with_param_vars(fixed=False)
 class PyWindowedNeuronFloat(_Windowed):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     u: np.ndarray = LavaPyType(np.ndarray, float)
     v: np.ndarray = LavaPyType(np.ndarray, float)
-    du: np.ndarray = LavaPyType(np.ndarray, float)
-    dv: np.ndarray = LavaPyType(np.ndarray, float)
-    gain: np.ndarray = LavaPyType(np.ndarray, float)
-    bias_mant: np.ndarray = LavaPyType(np.ndarray, float)
-    bias_exp: np.ndarray = LavaPyType(np.ndarray, float)   # ignored, as in Lava's LIF
-    input_bias: np.ndarray = LavaPyType(np.ndarray, float)
-    vth: np.ndarray = LavaPyType(np.ndarray, float)
-    v_reset: np.ndarray = LavaPyType(np.ndarray, float)
-    v_init: np.ndarray = LavaPyType(np.ndarray, float)
-    spiking: np.ndarray = LavaPyType(np.ndarray, int)
-    subtract_reset: np.ndarray = LavaPyType(np.ndarray, int)
-    window: np.ndarray = LavaPyType(np.ndarray, int)
-    latency: np.ndarray = LavaPyType(np.ndarray, int)
-    num_steps: np.ndarray = LavaPyType(np.ndarray, int)
-    has_step_gain: np.ndarray = LavaPyType(np.ndarray, int)
     step_gain: np.ndarray = LavaPyType(np.ndarray, float)
-
-    def _update(self, a, t):
-        p = NeuronParams(du=self.du, dv=self.dv, gain=self.gain, bias=self.bias_mant,
-                         v_th=self.vth if self.spiking[0] else None, v_reset=self.v_reset,
-                         v_init=self.v_init, input_bias=self.input_bias,
-                         reset_mode="subtract" if self.subtract_reset[0] else "zero",
-                         step_gain=self._gains(np.float64))
-        u, v, out = neuron_step(self.u, self.v, a, p, t)
-        self.u[:] = u
-        self.v[:] = v
-        return out
 
 
 @implements(proc=WindowedNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt", "bit_accurate_loihi")
+@_with_param_vars(fixed=True)
 class PyWindowedNeuronBitAcc(_Windowed):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     u: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    du: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
-    dv: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=12)
-    gain: np.ndarray = LavaPyType(np.ndarray, np.int32)      # folded into weights
-    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
-    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=3)
-    input_bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    vth: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    v_reset: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    v_init: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    spiking: np.ndarray = LavaPyType(np.ndarray, int)
-    subtract_reset: np.ndarray = LavaPyType(np.ndarray, int)
-    window: np.ndarray = LavaPyType(np.ndarray, int)
-    latency: np.ndarray = LavaPyType(np.ndarray, int)
-    num_steps: np.ndarray = LavaPyType(np.ndarray, int)
-    has_step_gain: np.ndarray = LavaPyType(np.ndarray, int)
     step_gain: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
-    def _update(self, a, t):
-        p = FixedNeuron(du=self.du.astype(np.int64), dv=self.dv.astype(np.int64),
-                        bias_mant=self.bias_mant.astype(np.int64),
-                        bias_exp=self.bias_exp.astype(np.int64),
-                        vth=self.vth if self.spiking[0] else None,
-                        v_reset=self.v_reset.astype(np.int64), v_init=self.v_init,
-                        input_bias=self.input_bias.astype(np.int64),
-                        reset_mode="subtract" if self.subtract_reset[0] else "zero", scale=1.0,
-                        step_gain=self._gains(np.int64))
-        u, v, out = neuron_step_fixed(self.u.astype(np.int64), self.v.astype(np.int64),
-                                      np.asarray(a, np.int64), p, t)
-        self.u[:] = u
-        self.v[:] = v
-        return out.astype(np.int32)
+    dtype = np.int64
+    update_rule = staticmethod(neuron_step_fixed)

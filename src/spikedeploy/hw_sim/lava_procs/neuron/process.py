@@ -3,9 +3,10 @@
 One population of the neuron defined in :mod:`spikedeploy.ir.semantics`
 (floating point) and :mod:`spikedeploy.ir.fixed_point` (Loihi integer
 arithmetic). Lava's stock LIF has one threshold per population, resets to 0,
-and cannot restart its state per sample; this process adds, per neuron,
-thresholds, reset voltage, subtractive reset, initial voltage and an input
-bias, and runs many samples back to back in windows of ``window`` steps:
+and cannot restart its state per sample; this process holds every
+per-neuron parameter of :class:`~spikedeploy.ir.semantics.NeuronParams`
+(one Var per field, so a new parameter needs no edit here), and runs many
+samples back to back in windows of ``window`` steps:
 
 * window step p < latency: the sample's first input has not arrived yet;
   the neuron holds its initial state and emits nothing (stale values still
@@ -23,25 +24,27 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
+from spikedeploy.ir.semantics import NeuronParams
+from spikedeploy.metadata import RESET_MODES
+
 
 class WindowedNeuron(AbstractProcess):
-    def __init__(self, *, shape, du, dv, gain, bias_mant, bias_exp, input_bias, vth,
-                 v_reset, v_init, spiking, subtract_reset, window, latency, num_steps,
-                 step_gain=None, name=None):
+    def __init__(self, *, shape, params: NeuronParams, window, latency, num_steps, name=None):
         super().__init__(shape=shape, name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
-        for key, value in dict(du=du, dv=dv, gain=gain, bias_mant=bias_mant,
-                               bias_exp=bias_exp, input_bias=input_bias, vth=vth,
-                               v_reset=v_reset, v_init=v_init).items():
-            setattr(self, key, Var(shape=shape, init=np.broadcast_to(value, shape).copy()))
-        self.spiking = Var(shape=(1,), init=int(spiking))
-        self.subtract_reset = Var(shape=(1,), init=int(subtract_reset))
+        for f in NeuronParams.per_neuron_fields():
+            value = getattr(params, f.name)
+            init = np.broadcast_to(0 if value is None else value, shape).copy()
+            setattr(self, f.name, Var(shape=shape, init=init))
+        self.spiking = Var(shape=(1,), init=int(params.spiking))
+        self.reset_mode = Var(shape=(1,), init=RESET_MODES.index(params.reset_mode))
         self.window = Var(shape=(1,), init=int(window))
         self.latency = Var(shape=(1,), init=int(latency))
         self.num_steps = Var(shape=(1,), init=int(num_steps))
-        self.has_step_gain = Var(shape=(1,), init=int(step_gain is not None))
-        gains = np.ones(num_steps) if step_gain is None else np.asarray(step_gain)[:num_steps]
+        gains = params.step_gain
+        self.has_step_gain = Var(shape=(1,), init=int(gains is not None))
+        gains = np.ones(num_steps) if gains is None else np.asarray(gains)[:num_steps]
         self.step_gain = Var(shape=(num_steps,), init=gains)

@@ -17,14 +17,13 @@ from spikedeploy.hw_sim.compare import compare_records
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir.passes import scale_thresholds as scale_program
-from spikedeploy.ir.program import ConvOp
+from spikedeploy.ir.ops import ConvOp
 from spikedeploy.models import run_snntorch
 from spikedeploy.models.neurons import IF, TSM, scale_thresholds, tsm_parameters
 from spikedeploy.models.residual import PreSpikeResidual
 from spikedeploy.models.sdm import build_sdm_cnn, train_sdm_cnn
 
-from test_mechanisms_common import (assert_metadata_round_trip, assert_spikes_equal, sim_and_snn,
-                                    through_file)
+from helpers import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
 
 T = 4
 NEURONS = ["block1_sn", "block2_sn", "sn_out"]
@@ -139,7 +138,7 @@ def test_threshold_guidance_at_export_equals_simulate_time_and_snntorch(tmp_path
 
 def test_threshold_sweep_reports_accuracy_spikes_and_energy(tmp_path):
     from spikedeploy.deploy.inputs import InputBatch
-    from spikedeploy.deploy.stages import threshold_sweep
+    from spikedeploy.deploy.sweep import threshold_sweep
     model = random_sdm(seed=4)
     graph = export_model(model, (1, 8, 8), readout="mean")
     read, program = through_file(graph, tmp_path)
@@ -182,7 +181,7 @@ def test_tsm_gains_shorter_than_the_run_are_refused_by_the_simulator(tmp_path):
 
 def test_denoiser_trains_exports_exactly_and_sweeps_threshold_guidance(tmp_path):
     from spikedeploy.deploy.inputs import InputBatch
-    from spikedeploy.deploy.stages import threshold_sweep
+    from spikedeploy.deploy.sweep import threshold_sweep
     from spikedeploy.models.denoiser import train_denoiser
     trained = train_denoiser(channels=4, blocks=1, epochs=3, tsm_epochs=1, train_subset=300,
                              samples=12)

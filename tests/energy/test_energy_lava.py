@@ -3,18 +3,17 @@ import nir
 import numpy as np
 import pytest
 
-from conftest import DT, lif_node
+from helpers import DT, random_lif
 from spikedeploy.energy import count_operations, energy_report
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 
 pytestmark = pytest.mark.lava
 
 
-def lif(rng, shape):
-    return lif_node(rng.uniform(0.75, 0.95, shape), rng.uniform(0.6, 1.0, shape))
+LIF_RANGES = dict(beta=(0.75, 0.95), threshold=(0.6, 1.0))
 
 
 def cnn_graph(rng, conv_then_pool=False, grid=None):
@@ -30,19 +29,19 @@ def cnn_graph(rng, conv_then_pool=False, grid=None):
     if conv_then_pool:
         nodes["avgpool"] = nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                          padding=np.array([0, 0]))
-        nodes["lif1"] = lif(rng, (4, 4, 4))
+        nodes["lif1"] = random_lif(rng, (4, 4, 4), **LIF_RANGES)
     else:
-        nodes["lif1"] = lif(rng, (4, 8, 8))
+        nodes["lif1"] = random_lif(rng, (4, 8, 8), **LIF_RANGES)
         nodes["sumpool"] = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                          padding=np.array([0, 0]))
     nodes.update({
         "conv2": nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.8, (6, 2, 3, 2)),
                             stride=(1, 2), padding=(1, 0), dilation=1, groups=2,
                             bias=rng.normal(0, 0.1, 6)),
-        "lif2": lif(rng, (6, 4, 2)),
+        "lif2": random_lif(rng, (6, 4, 2), **LIF_RANGES),
         "flat": nir.Flatten(input_type=None, start_dim=0, end_dim=-1),
         "fc": nir.Affine(weight=rng.normal(0, 1.0, (5, 48)), bias=rng.normal(0, 0.1, 5)),
-        "lif3": lif(rng, (5,)),
+        "lif3": random_lif(rng, (5,), **LIF_RANGES),
         "output": nir.Output(output_type=None)})
     names = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])),

@@ -12,15 +12,14 @@ from torch import nn
 
 from spikedeploy.errors import UnsupportedError
 from spikedeploy.export import export_model
-from spikedeploy.hw_sim.compare import accuracy
+from spikedeploy.readout import accuracy, predictions
 from spikedeploy.hw_sim.lava_runner import simulate_lava
-from spikedeploy.ir.semantics import META_V_INIT
+from spikedeploy.metadata import V_INIT
 from spikedeploy.models import run_snntorch
 from spikedeploy.models.imp import build_imp_mlp, train_imp
 from spikedeploy.models.neurons import IF, IMPLIF, TSM, LIF
-from spikedeploy.models.losses import readout_predictions
 
-from test_mechanisms_common import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
+from helpers import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
 
 T = 6
 
@@ -49,12 +48,12 @@ def test_reference_reproduces_snntorch_with_metadata_or_strict_nir(strict, tmp_p
     assert_spikes_equal(snn, ref, ["imp1", "readout", "output"], min_rate=0.05)
     imp = graph.nodes["imp1"]
     if strict:
-        assert META_V_INIT not in imp.metadata and graph.metadata["spikedeploy.strict_nir"] == 1
+        assert V_INIT not in imp.metadata and graph.metadata["spikedeploy.strict_nir"] == 1
         assert ref.records["strict_clock"][:, :, 0].tolist() == [[1] * 16] + [[0] * 16] * (T - 1)
         assert all(isinstance(n, (nir.Input, nir.Output, nir.Affine, nir.Linear, nir.IF, nir.LIF,
                                   nir.LI, nir.I)) and not n.metadata for n in read.nodes.values())
     else:
-        np.testing.assert_array_equal(imp.metadata[META_V_INIT],
+        np.testing.assert_array_equal(imp.metadata[V_INIT],
                                       model.imp1.v_init.double().detach().numpy())
         np.testing.assert_array_equal(program.ops["imp1"].params.v_init,
                                       model.imp1.v_init.double().detach().numpy())
@@ -97,7 +96,7 @@ def test_training_loss_falls_v0_learns_and_readout_is_recorded(loss, readout, tm
     read, program, ref, snn = sim_and_snn(trained.model, graph, x, tmp_path)
     out = ref.output()
     assert accuracy(out, split.y_test[:50], program.meta("spikedeploy.readout")) == \
-        np.mean(readout_predictions(snn["output"], readout) == split.y_test[:50])
+        np.mean(predictions(snn["output"], readout) == split.y_test[:50])
 
 
 def test_strict_nir_refuses_what_has_no_pure_nir_form():

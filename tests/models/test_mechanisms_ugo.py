@@ -16,7 +16,7 @@ from spikedeploy.models.neurons import IF
 from spikedeploy.models.ugo import (FUNCTIONS, SpikingUGO, error_vs_steps, fit_ugo, grid_inputs,
                                     hidden_thresholds)
 
-from test_mechanisms_common import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
+from helpers import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,14 @@ from torch import nn
 from spikedeploy.errors import SpikedeployError
 from spikedeploy.export import export_model
 from spikedeploy.hw_sim.lava_runner import simulate_lava
-from spikedeploy.ir.semantics import META_RESET_MODE, META_V_INIT
+from spikedeploy.metadata import RESET_MODE, V_INIT
 from spikedeploy.models import run_snntorch
 from spikedeploy.models.fastsnn import (QuantReLU, build_relu_mlp, convert, count_check,
-                                        quantize, quantized_levels, relu_mlp_from_onnx,
-                                        train_fastsnn, write_relu_onnx)
+                                        quantize, quantized_levels, train_fastsnn)
+from spikedeploy.models.relu_onnx import relu_mlp_from_onnx, write_relu_onnx
 from spikedeploy.models.neurons import IF
 
-from test_mechanisms_common import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
+from helpers import assert_metadata_round_trip, assert_spikes_equal, sim_and_snn, through_file
 
 
 def quantized_net(sizes=(20, 32, 5), bits=3, seed=0, n=400):
@@ -154,8 +154,8 @@ def test_converted_network_exports_subtract_reset_and_v0_exactly(from_onnx, tmp_
     snn = trained.model
     graph = export_model(snn, (64,), readout="last_step")
     node = graph.nodes["if1"]
-    assert node.metadata[META_RESET_MODE] == "subtract"
-    np.testing.assert_array_equal(node.metadata[META_V_INIT], node.v_threshold / 2)
+    assert node.metadata[RESET_MODE] == "subtract"
+    np.testing.assert_array_equal(node.metadata[V_INIT], node.v_threshold / 2)
     x = np.random.default_rng(0).uniform(0, 1, (7, 40, 64))
     read, _, ref, snn_rec = sim_and_snn(snn, graph, x, tmp_path)
     assert_metadata_round_trip(graph, read)

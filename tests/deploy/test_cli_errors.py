@@ -9,7 +9,7 @@ import pytest
 
 from spikedeploy.deploy.cli import main
 
-from conftest import mlp_graph
+from helpers import mlp_graph
 
 
 @pytest.fixture

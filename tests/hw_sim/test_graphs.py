@@ -11,10 +11,9 @@ import pytest
 from spikedeploy.errors import UnsupportedError
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.hw_sim.timing import schedule
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 
-from conftest import DT
-from test_primitives import cuba_lif, lif, run_both, spikes
+from helpers import DT, random_cuba_lif, random_lif, run_both, spikes
 
 
 def _g(nodes, edges):
@@ -29,17 +28,17 @@ def residual_graph(rng, n=6):
         "in_b": nir.Input(input_type=np.array([3])),
         "fc1": nir.Affine(weight=rng.normal(0, 1.0, (8, n)), bias=rng.normal(0, 0.1, 8)),
         "fc_b": nir.Linear(weight=rng.normal(0, 1.0, (8, 3))),          # second input, summed
-        "lif1": lif(rng, (8,)),
+        "lif1": random_lif(rng, (8,)),
         "fc2": nir.Linear(weight=rng.normal(0, 1.0, (8, 8))),
         "rec2": nir.Affine(weight=rng.normal(0, 0.5, (8, 8)), bias=rng.normal(0, 0.1, 8)),
-        "lif2": lif(rng, (8,)),                                          # RLeaky: lif2 <-> rec2
+        "lif2": random_lif(rng, (8,)),                                          # RLeaky: lif2 <-> rec2
         "fc3": nir.Linear(weight=rng.normal(0, 1.0, (8, 8))),
         "skip": nir.Linear(weight=rng.normal(0, 1.0, (8, 8))),           # residual: lif1 -> lif3
-        "lif3": cuba_lif(rng, (8,)),
+        "lif3": random_cuba_lif(rng, (8,)),
         "rec3": nir.Linear(weight=rng.normal(0, 0.5, (8, 8))),           # RSynaptic: lif3 <-> rec3
         "delay": nir.Delay(delay=rng.integers(0, 4, 8) * DT),
         "fc4": nir.Linear(weight=rng.normal(0, 1.0, (4, 8))),
-        "lif4": lif(rng, (4,)),
+        "lif4": random_lif(rng, (4,)),
         "out_main": nir.Output(output_type=None),
         "out_l1": nir.Output(output_type=None),
     }
@@ -89,16 +88,16 @@ def test_nested_subgraph(rng):
     inner = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([5])),
                                 "fc": nir.Affine(weight=rng.normal(0, 1.0, (5, 5)),
                                                  bias=rng.normal(0, 0.1, 5)),
-                                "lif": lif(rng, (5,)),
+                                "lif": random_lif(rng, (5,)),
                                 "output": nir.Output(output_type=np.array([5]))},
                          edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
                          type_check=False)
     g = _g({"input": nir.Input(input_type=np.array([4])),
             "fc0": nir.Linear(weight=rng.normal(0, 1.0, (5, 4))),
-            "lif0": lif(rng, (5,)),
+            "lif0": random_lif(rng, (5,)),
             "block": inner,
             "fc_out": nir.Linear(weight=rng.normal(0, 1.0, (3, 5))),
-            "lif_out": lif(rng, (3,)),
+            "lif_out": random_lif(rng, (3,)),
             "output": nir.Output(output_type=None)},
            [("input", "fc0"), ("fc0", "lif0"), ("lif0", "block"), ("block", "fc_out"),
             ("lif0", "fc_out"), ("fc_out", "lif_out"), ("lif_out", "output")])
@@ -111,7 +110,7 @@ def test_cycle_too_long_for_lava_is_refused(rng):
     """A recurrent edge through two synapses cannot deliver the previous step in Lava."""
     g = _g({"input": nir.Input(input_type=np.array([3])),
             "fc": nir.Linear(weight=rng.normal(size=(3, 3))),
-            "lif": lif(rng, (3,)),
+            "lif": random_lif(rng, (3,)),
             "r1": nir.Linear(weight=rng.normal(size=(3, 3))),
             "r2": nir.Linear(weight=rng.normal(size=(3, 3))),
             "out": nir.Output(output_type=None)},

@@ -8,7 +8,7 @@ import nir
 import numpy as np
 import pytest
 
-from conftest import DT, lif_node, mlp_graph
+from helpers import DT, lif_node, mlp_graph
 from spikedeploy.energy import (FANOUT, EnergyProfile, FanOut, available_profiles,
                                 count_operations, energy_report, load_profile,
                                 neurobench_activation_sparsity, neurobench_synops, sinabs_synops,
@@ -17,8 +17,8 @@ from spikedeploy.energy.report import pair_layers
 from spikedeploy.errors import SpikedeployError
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.hw_sim.result import SimResult
-from spikedeploy.ir.program import (DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp,
-                                    lower)
+from spikedeploy.ir.lowering import lower
+from spikedeploy.ir.ops import DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp
 from spikedeploy.ir.semantics import neuron_params
 
 E_AC, E_MAC = 0.9, 4.6
@@ -140,7 +140,7 @@ def test_fixed_scale_is_divided_out_before_the_binary_test(rng):
     result = fabricate(program, rng)
     result.records["input"] = result.records["input"] * 4.0
     assert count_operations(result).synaptic["fc1"].kind == "MAC"
-    result.info["fixed"] = types.SimpleNamespace(scales={"input": 4.0})
+    result.fixed = types.SimpleNamespace(scales={"input": 4.0})
     c = count_operations(result).synaptic["fc1"]
     assert c.kind == "AC"
     np.testing.assert_array_equal(c.ops["all"], brute_force(result, program.ops["fc1"])[2])
@@ -258,6 +258,7 @@ def test_flatten_without_a_record_reads_through_and_missing_records_fail(rng):
 def test_fanout_registry_extends_to_new_op_types(monkeypatch, rng):
     class Pool2(Op):
         """Toy synaptic op: input i drives output i // 2 only."""
+        synaptic = True
 
     monkeypatch.setitem(FANOUT, Pool2, lambda op: FanOut(np.ones(4, np.int64),
                                                          np.ones(4, np.int64)))
@@ -704,28 +705,32 @@ def test_cli_energy_writes_all_reports_with_options(rng, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and not out2.exists()
 
 
-def test_fixed_run_without_its_fixed_program_is_re_derived_from_the_input_scale(rng):
-    """A fixed-point run that carries no FixedProgram (Lava's) is re-quantised with
-    ``info["input_scale"]``; the counts then equal those of the run that carried it."""
+def test_fixed_counts_use_the_quantisation_the_run_carries(rng):
+    """The FixedProgram a fixed-point run used travels in its result (SimResult.fixed); the
+    counts of another run carrying it (as a Lava run does) equal the reference's, and a
+    fixed-point result without one is refused instead of being re-quantised."""
     from spikedeploy.ir import fixed_point as fxp
     program = lower(mlp_graph(rng, sizes=(10, 8, 4)))
     x = np.round(rng.uniform(0, 1.5, (6, 3, 10)) * 8) / 8          # graded, exact at scale 8
     fixed = fxp.quantise(program, input_scale=8.0)
     full = simulate(program, x, "fixed", fixed=fixed)
-    bare = SimResult(program, dict(full.records), "lava", "fixed", info={"input_scale": 8.0})
-    a, b = count_operations(full), count_operations(bare)
+    assert full.fixed is fixed
+    carried = SimResult(program, dict(full.records), "lava", "fixed", fixed=fixed)
+    a, b = count_operations(full), count_operations(carried)
     for name, c in a.synaptic.items():
         assert c.kind == b.synaptic[name].kind
         np.testing.assert_array_equal(c.value_ops, b.synaptic[name].value_ops)
     # value-weighted ops in float units: input value x fan-out (8 outputs)
     np.testing.assert_allclose(a.synaptic["fc1"].value_ops.sum(), x.sum() * 8)
+    with pytest.raises(SpikedeployError, match="carries no quantisation"):
+        count_operations(SimResult(program, dict(full.records), "lava", "fixed"))
 
 
 def test_report_records_dt_and_threshold_scale():
     import nir as _nir
     from spikedeploy.hw_sim.reference import simulate as _simulate
     from spikedeploy.ir.passes import scale_thresholds
-    from spikedeploy.ir.program import lower as _lower
+    from spikedeploy.ir.lowering import lower as _lower
     from spikedeploy.energy import energy_report as _energy_report
     rng = np.random.default_rng(3)
     tau = np.full(4, 1e-3)

@@ -55,8 +55,8 @@ from spikedeploy.hw_sim.check import check_graph
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import lower
-from spikedeploy.ir.semantics import META_RESET_MODE
+from spikedeploy.ir.lowering import lower
+from spikedeploy.metadata import RESET_MODE
 
 T, N = 40, 6
 
@@ -193,7 +193,7 @@ def test_sinabs_defaults_multispike_subtract_and_threshold_tie(tmp_path):
     theirs = _sinabs_run(model, x)
     assert not _same(_ours(graph, x.transpose(1, 0, 2), dt=1.0)["1"], theirs["1"])
     for name in ("1", "3"):
-        graph.nodes[name].metadata = {META_RESET_MODE: "subtract"}
+        graph.nodes[name].metadata = {RESET_MODE: "subtract"}
     ours = _ours(graph, x.transpose(1, 0, 2), dt=1.0)
     assert all(_same(ours[k], theirs[k]) for k in ("1", "3"))
     # 2. the default MultiSpike emits floor(v/threshold) spikes in one step: NIR spikes are 1
@@ -390,12 +390,12 @@ def _rockpool_for_euler(graph, modules, dt):
             graph.nodes[name] = nir.CubaLIF(
                 tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, w_in=decay_syn * tau_syn / dt,
                 v_leak=bias * tau_mem / dt, v_threshold=node.v_threshold, v_reset=node.v_reset,
-                metadata={META_RESET_MODE: "subtract"})
+                metadata={RESET_MODE: "subtract"})
         elif isinstance(node, nir.LIF):
             tau = dt / (1 - np.exp(-dt / np.asarray(node.tau, np.float64)))
             graph.nodes[name] = nir.LIF(tau=tau, r=tau / dt, v_leak=bias * tau / dt,
                                         v_threshold=node.v_threshold, v_reset=node.v_reset,
-                                        metadata={META_RESET_MODE: "subtract"})
+                                        metadata={RESET_MODE: "subtract"})
     return graph
 
 

@@ -1,6 +1,5 @@
-"""Shared helpers of the mechanism tests (issue #7), and the checks every mechanism shares:
-module-level semantics of the neuron modules, the readouts, checkpoints of every architecture.
-"""
+"""The checks every mechanism (issue #7) shares: module-level semantics of the neuron
+modules, the readouts, checkpoints of every architecture."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -12,65 +11,14 @@ import torch
 from torch import nn
 
 from spikedeploy.errors import SpikedeployError
-from spikedeploy.export import export_model, write_nir
-from spikedeploy.hw_sim.compare import READOUTS, predictions
-from spikedeploy.hw_sim.reference import simulate
-from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import lower
+from spikedeploy.export import export_model
+from spikedeploy.metadata import READOUTS
 from spikedeploy.models import load_checkpoint, run_snntorch, save_checkpoint
-from spikedeploy.models.losses import lts_loss, readout_predictions, tet_s_loss
+from spikedeploy.models.losses import lts_loss, tet_s_loss
 from spikedeploy.models.neurons import IF, IMPLIF, LIF, TSM, Readout
+from spikedeploy.readout import accuracy, predictions, readout_values
 
-DT = 1e-4
-
-
-# --- helpers used by the other test_mechanisms_* files ------------------------------
-
-def through_file(graph: nir.NIRGraph, tmp_path, name="m.nir"):
-    """Write, read back and lower: (graph as read, Program)."""
-    path = write_nir(graph, tmp_path / name)
-    read = read_nir(path)
-    return read, lower(read)
-
-
-def _value(v):
-    v = v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def assert_metadata_round_trip(written: nir.NIRGraph, read: nir.NIRGraph) -> None:
-    """Every node's and the graph's metadata came back from the file unchanged."""
-    pairs = [(written.metadata, read.metadata)] + \
-        [(node.metadata, read.nodes[name].metadata) for name, node in written.nodes.items()]
-    for a, b in pairs:
-        assert set(a) == set(b)
-        for key, value in a.items():
-            got = _value(b[key])
-            if isinstance(value, np.ndarray):
-                assert np.asarray(got).dtype == np.float64 or value.dtype != np.float64, key
-                np.testing.assert_array_equal(np.asarray(got), value, err_msg=key)
-            else:
-                assert got == value, key
-
-
-def assert_spikes_equal(snn: dict, result, layers=None, min_rate: float = 0.0) -> list[str]:
-    """Every layer both recorded is identical (after flattening per sample); returns them."""
-    names = [n for n in result.program.ops if n in snn and n in result.records]
-    if layers is not None:
-        assert set(layers) <= set(names), (layers, names)
-    assert names
-    for name in names:
-        a = snn[name].reshape(result.records[name].shape)
-        b = result.records[name]
-        assert np.array_equal(a, b), f"layer {name}: {np.count_nonzero(a != b)} differ"
-    for name in layers or []:
-        assert np.mean(snn[name] != 0) > min_rate, f"{name} is nearly silent: the test needs activity"
-    return names
-
-
-def sim_and_snn(model, graph, x, tmp_path):
-    read, program = through_file(graph, tmp_path)
-    return read, program, simulate(program, x), run_snntorch(model, x)
+from helpers import DT, assert_metadata_round_trip, through_file
 
 
 # --- neuron modules: the documented update, checked by hand -----------------------------
@@ -144,11 +92,19 @@ def test_readout_outputs_its_voltage():
 
 # --- readouts and losses ------------------------------------------------------------------
 
-def test_readouts_agree_with_the_simulators_rule():
+def test_readouts_reduce_over_time_as_documented():
     out = np.random.default_rng(3).normal(size=(5, 7, 10))
-    for readout in READOUTS:
-        np.testing.assert_array_equal(readout_predictions(out, readout), predictions(out, readout))
     assert set(READOUTS) == {"spike_count", "mean", "last_step"}
+    want = {"spike_count": out.sum(axis=0), "mean": out.mean(axis=0), "last_step": out[-1]}
+    for readout in READOUTS:
+        np.testing.assert_array_equal(readout_values(out, readout), want[readout])
+        np.testing.assert_array_equal(predictions(out, readout), want[readout].argmax(axis=1))
+    ties = np.zeros((3, 2, 4))
+    ties[:, :, 1] = ties[:, :, 3] = 1.0         # equal counts: the lowest index wins
+    assert predictions(ties, "spike_count").tolist() == [1, 1]
+    assert accuracy(ties, np.array([1, 3])) == 0.5
+    with pytest.raises(SpikedeployError, match="readout"):
+        predictions(out, "max")
 
 
 def test_lts_and_tet_s_losses():

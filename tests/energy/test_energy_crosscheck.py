@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 import snntorch as snn
-from conftest import lif_node
+from helpers import lif_node
 from spikedeploy.energy import count_operations, energy_report
 from spikedeploy.energy.conventions import (neurobench_activation_sparsity, neurobench_synops,
                                             sinabs_synops, syops_estimate)
 from spikedeploy.hw_sim.reference import simulate
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 
 import neurobench.metrics.workload as nb_workload          # noqa: E402  (test dependency)
 from neurobench.benchmarks import Benchmark                 # noqa: E402

@@ -36,7 +36,8 @@ def test_options_a_model_does_not_take_are_refused(tmp_path):
 
 
 def _tiny_onnx(path):
-    from spikedeploy.models.fastsnn import build_relu_mlp, write_relu_onnx
+    from spikedeploy.models.fastsnn import build_relu_mlp
+    from spikedeploy.models.relu_onnx import write_relu_onnx
     torch.manual_seed(0)
     return write_relu_onnx(build_relu_mlp([64, 16, 10]), path, 64)
 
@@ -93,7 +94,7 @@ def test_threshold_guidance_verifies_against_a_scaled_snntorch_model(demos):
     from spikedeploy.deploy.inputs import resolve_inputs
     from spikedeploy.hw_sim.reference import simulate
     from spikedeploy.ir.passes import scale_thresholds
-    from spikedeploy.ir.program import lower
+    from spikedeploy.ir.lowering import lower
     from spikedeploy.export import export_checkpoint
     root, _ = demos["sdm-cnn"]
     program = scale_thresholds(lower(export_checkpoint(root / "ckpt")), 0.85)
@@ -123,7 +124,8 @@ def test_export_threshold_scale_then_sweep_reports_each_gamma(demos, tmp_path, c
     root, _ = demos["imp-lts"]
     scaled = tmp_path / "scaled.nir"
     assert main(["export", str(root / "ckpt"), "-o", str(scaled), "--threshold-scale", "0.9"]) == 0
-    from spikedeploy.ir.load import metadata_value, read_nir
+    from spikedeploy.ir.load import read_nir
+    from spikedeploy.metadata import metadata_value
     assert metadata_value(read_nir(scaled).metadata, "spikedeploy.threshold_scale") == 0.9
     out_json = tmp_path / "sweep.json"
     assert main(["sweep", str(scaled), "--samples", "12", "--gammas", "0.8,1.0,1.25",

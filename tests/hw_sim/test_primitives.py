@@ -9,67 +9,16 @@ samples share one Lava run, to keep the Lava start-up cost down.
 import nir
 import numpy as np
 import pytest
+import torch
 
 from spikedeploy.errors import SpikedeployError, UnsupportedError
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
-from spikedeploy.ir.program import ConvOp, DelayOp, ScaleOp, ThresholdOp, lower
+from spikedeploy.ir.lowering import lower
+from spikedeploy.ir.ops import ConvOp, DelayOp, ScaleOp, ThresholdOp
 
-from conftest import DT, lif_node
+from helpers import DT, chain, random_cuba_lif, random_lif, run_both, spikes
 
-torch = pytest.importorskip("torch")
-
-
-def lif(rng, shape, **kw):
-    return lif_node(rng.uniform(0.7, 0.95, shape), rng.uniform(0.8, 1.2, shape), **kw)
-
-
-def cuba_lif(rng, shape, v_leak=0.0, v_reset=0.0):
-    alpha, beta = rng.uniform(0.5, 0.9, shape), rng.uniform(0.7, 0.95, shape)
-    ts, tm = DT / (1 - alpha), DT / (1 - beta)
-    return nir.CubaLIF(tau_syn=ts, tau_mem=tm, r=tm / DT, v_leak=np.full(shape, v_leak),
-                       v_threshold=rng.uniform(0.8, 1.2, shape), v_reset=np.full(shape, v_reset),
-                       w_in=ts / DT)
-
-
-def chain(nodes: dict, extra_edges=()):
-    names = list(nodes)
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])) + list(extra_edges),
-                        metadata={"spikedeploy.dt": DT}, type_check=False)
-
-
-def spikes(rng, shape, p=0.3):
-    return (rng.random(shape) < p).astype(np.float64)
-
-
-def run_both(graph, x, fixed=True, input_scale=1.0, min_spikes=5):
-    """Reference vs Lava in float (identical spikes) and fixed (bit-exact); returns the runs."""
-    from spikedeploy.hw_sim.lava_runner import simulate_lava
-    program = lower(graph)
-    ref = simulate(program, x)
-    lava = simulate_lava(graph, x, program=program)
-    assert set(lava.records) <= set(ref.records)
-    for name, rec in lava.records.items():
-        op = program.ops[name]
-        graded = not (hasattr(op, "params") and op.params.spiking) and name not in program.inputs
-        if graded:
-            np.testing.assert_allclose(rec, ref.records[name], rtol=1e-9, atol=1e-9, err_msg=name)
-        else:
-            assert np.array_equal(rec, ref.records[name]), (
-                f"{name}: {int(np.sum(rec != ref.records[name]))} spikes differ")
-    fired = {n: ref.records[n].sum() for n, op in program.ops.items()
-             if hasattr(op, "params") and op.params.spiking}
-    assert all(v >= min_spikes for v in fired.values()), f"too few spikes to test: {fired}"
-    runs = {"ref": ref, "lava": lava}
-    if fixed:
-        fx = fxp.quantise(program, input_scale=input_scale)
-        ref_fx = simulate(program, x, "fixed", fx)
-        lava_fx = simulate_lava(graph, x, "fixed", input_scale=input_scale, program=program)
-        for name, rec in lava_fx.records.items():
-            assert np.array_equal(rec, ref_fx.records[name]), (
-                f"fixed {name}: {int(np.sum(rec != ref_fx.records[name]))} values differ")
-        runs.update(ref_fx=ref_fx, lava_fx=lava_fx)
-    return runs
 
 
 # --------------------------------------------------------------------------- reference maths
@@ -146,7 +95,7 @@ def test_scale_chain_in_fixed_is_refused(rng):
     g = chain({"input": nir.Input(input_type=np.array([3])),
                "scale": nir.Scale(scale=rng.uniform(0.5, 2, 3)),
                "fc": nir.Linear(weight=rng.normal(size=(2, 3))),
-               "lif": lif(rng, (2,)),
+               "lif": random_lif(rng, (2,)),
                "output": nir.Output(output_type=None)})
     with pytest.raises(UnsupportedError, match="scale.*weight|integer multiples"):
         fxp.quantise(lower(g))
@@ -162,6 +111,10 @@ def test_scalar_neuron_parameters_broadcast(rng):
     g = nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])),
                      metadata={"spikedeploy.dt": DT}, type_check=False)   # NIR rejects scalars
     assert lower(g).ops["lif"].shape == (4,)
+    for key in ("tau", "r", "v_leak", "v_threshold", "v_reset"):   # single values of shape (1, 1)
+        setattr(nodes["lif"], key, np.asarray(getattr(nodes["lif"], key)).reshape(1, 1))
+    program = lower(g)
+    assert program.ops["lif"].shape == (4,) and program.ops["lif"].params.v_th.shape == (4,)
 
 
 # --------------------------------------------------------------------------- Lava
@@ -174,18 +127,18 @@ def test_spiking_cnn(rng):
         "input": nir.Input(input_type=np.array([c0, h, w])),
         "conv1": nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.8, (4, c0, 3, 3)), stride=1,
                             padding=1, dilation=1, groups=1, bias=rng.normal(0, 0.1, 4)),
-        "lif1": lif(rng, (4, h, w)),
+        "lif1": random_lif(rng, (4, h, w)),
         "sumpool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                  padding=np.array([0, 0])),
         "conv2": nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.8, (6, 2, 3, 2)),
                             stride=(1, 2), padding=(1, 0), dilation=1, groups=2,
                             bias=rng.normal(0, 0.1, 6)),
-        "lif2": lif(rng, (6, 4, 2)),
+        "lif2": random_lif(rng, (6, 4, 2)),
         "avgpool": nir.AvgPool2d(kernel_size=np.array([2, 1]), stride=np.array([2, 1]),
                                  padding=np.array([0, 0])),
         "flat": nir.Flatten(input_type=None, start_dim=0, end_dim=-1),
         "fc": nir.Affine(weight=rng.normal(0, 1.0, (5, 24)), bias=rng.normal(0, 0.1, 5)),
-        "lif3": lif(rng, (5,)),
+        "lif3": random_lif(rng, (5,)),
         "output": nir.Output(output_type=None)})
     runs = run_both(g, spikes(rng, (10, 5, c0, h, w)))
     assert runs["lava"].latency == 5      # conv1, sumpool, conv2, avgpool, fc: one step each
@@ -198,7 +151,7 @@ def test_conv_same_even_kernel_dilation_cubalif_if(rng):
         "input": nir.Input(input_type=np.array([2, 6, 5])),
         "conv1": nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.6, (3, 2, 2, 3)), stride=1,
                             padding="same", dilation=1, groups=1, bias=rng.normal(0, 0.1, 3)),
-        "cuba": cuba_lif(rng, (3, 6, 5), v_leak=0.05, v_reset=-0.1),
+        "cuba": random_cuba_lif(rng, (3, 6, 5), v_leak=0.05, v_reset=-0.1),
         "conv2": nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.8, (4, 3, 2, 2)), stride=1,
                             padding="valid", dilation=(2, 1), groups=1, bias=np.zeros(4)),
         "if": nir.IF(r=np.repeat(rng.uniform(0.5, 1.5, (4, 1, 1)), 4, 1).repeat(4, 2) / DT, v_threshold=rng.uniform(0.8, 1.2, (4, 4, 4)),
@@ -224,7 +177,7 @@ def test_readouts_threshold_scale_multiple_outputs(rng):
         "li": nir.LI(tau=DT / (1 - rng.uniform(0.6, 0.9, 5)), r=rng.uniform(0.5, 2, 5),
                      v_leak=rng.normal(0, 0.1, 5)),
         "fc2": nir.Linear(weight=rng.normal(0, 1.0, (4, 5))),
-        "lif": lif(rng, (4,), v_reset=rng.uniform(-0.2, 0.2, 4)),
+        "lif": random_lif(rng, (4,), v_reset=rng.uniform(-0.2, 0.2, 4)),
         "fc3": nir.Linear(weight=rng.normal(0, 1.0, (3, 4))),
         "cubali": nir.CubaLI(tau_syn=DT / (1 - rng.uniform(0.5, 0.8, 3)),
                              tau_mem=DT / (1 - rng.uniform(0.7, 0.9, 3)), r=rng.uniform(0.5, 2, 3),
@@ -271,7 +224,7 @@ def test_conv1d_matches_torch_and_runs_on_lava(rng):
                       bias=b)
     out_len = length + 2 - 2 * 2
     nodes = {"input": nir.Input(input_type=np.array([cin, length])), "conv": conv,
-             "lif": lif(rng, (cout, out_len)),
+             "lif": random_lif(rng, (cout, out_len)),
              "output": nir.Output(output_type=np.array([cout, out_len]))}
     graph = chain(nodes)
     program = lower(graph)

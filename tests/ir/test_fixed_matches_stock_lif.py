@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from spikedeploy.ir.fixed_point import FixedNeuron, dense_fixed, neuron_step_fixed
+from spikedeploy.ir.fixed_point import dense_fixed, neuron_step_fixed
+from spikedeploy.ir.semantics import NeuronParams
 
 pytestmark = pytest.mark.lava
 
@@ -54,10 +55,11 @@ def test_integer_neuron_equals_lava_pylifmodelbitacc(du, dv):
     assert out.returncode == 0, out.stderr[-2000:]
     lava_spikes = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    p = FixedNeuron(du=np.full(n_out, du), dv=np.full(n_out, dv), bias_mant=bias_mant,
-                    bias_exp=np.full(n_out, 2), vth=np.full(n_out, 300),
-                    v_reset=np.zeros(n_out, np.int64), v_init=np.zeros(n_out, np.int64),
-                    input_bias=np.zeros(n_out, np.int64), reset_mode="zero", scale=1.0)
+    # integer parameters: the bias is bias_mant << bias_exp, as Loihi applies it
+    p = NeuronParams(du=np.full(n_out, du), dv=np.full(n_out, dv), gain=np.ones(n_out, np.int64),
+                     bias=bias_mant << 2, v_th=np.full(n_out, 300),
+                     v_reset=np.zeros(n_out, np.int64), v_init=np.zeros(n_out, np.int64),
+                     input_bias=np.zeros(n_out, np.int64), reset_mode="zero")
     u = v = np.zeros((1, n_out), np.int64)
     a = np.zeros((1, n_out), np.int64)
     ours = []

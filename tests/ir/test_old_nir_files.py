@@ -5,7 +5,7 @@ import numpy as np
 from spikedeploy.deploy.cli import main
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 
 
 def write_nir_0x(path, rng):

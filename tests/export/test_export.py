@@ -14,9 +14,11 @@ from torch import nn
 from spikedeploy.errors import SpikedeployError, UnsupportedError
 from spikedeploy.export import export_checkpoint, export_model, write_nir
 from spikedeploy.export import to_nir
-from spikedeploy.ir.load import metadata_value, read_nir
-from spikedeploy.ir.program import DenseOp, NeuronOp, lower
+from spikedeploy.ir.load import read_nir
+from spikedeploy.ir.lowering import lower
+from spikedeploy.ir.ops import DenseOp, NeuronOp
 from spikedeploy.ir.semantics import neuron_step
+from spikedeploy.metadata import metadata_value
 from spikedeploy.models import (TrainConfig, build_mlp, run_snntorch, save_checkpoint, train,
                                 training_config)
 

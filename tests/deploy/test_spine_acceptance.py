@@ -11,7 +11,7 @@ from spikedeploy.deploy.inputs import resolve_inputs
 from spikedeploy.deploy.runs import run_backend
 from spikedeploy.deploy.stages import checkpoint_records
 from spikedeploy.energy import energy_report
-from spikedeploy.hw_sim.compare import accuracy
+from spikedeploy.readout import accuracy
 
 
 @pytest.mark.lava

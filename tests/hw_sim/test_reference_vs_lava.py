@@ -1,6 +1,7 @@
 """Reference simulator vs Lava on the spine's primitives (Affine/Linear -> LIF)."""
 import os
 
+import nir
 import numpy as np
 import pytest
 
@@ -8,9 +9,9 @@ from spikedeploy.hw_sim.compare import compare_records
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 
-from conftest import mlp_graph
+from helpers import mlp_graph
 
 pytestmark = pytest.mark.lava
 
@@ -50,6 +51,30 @@ def test_fixed_saturation_and_rounding_bit_exact(rng):
     fixed = fxp.quantise(program)
     ref = simulate(program, x, "fixed", fixed)
     lava = simulate_lava(graph, x, "fixed", program=program)
+    assert compare_records(ref, lava).agrees
+
+
+def test_fixed_bias_beyond_lavas_int32_range_stays_bit_exact(rng):
+    """A bias whose integer form (mantissa << exponent) exceeds int32: it is clipped where the
+    24-bit voltage saturates anyway, so Lava's int32 Vars hold it and results stay exact."""
+    tau = np.full(4, 2e-4)
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([3])),
+        "fc": nir.Linear(weight=np.full((4, 3), 0.002)),
+        "li": nir.LI(tau=tau, r=tau / 1e-4, v_leak=np.array([600.0, -600.0, 0.5, 0.0])),
+        "output": nir.Output(output_type=np.array([4]))},
+        edges=[("input", "fc"), ("fc", "li"), ("li", "output")],
+        metadata={"spikedeploy.dt": 1e-4})
+    program = lower(graph)
+    fixed = fxp.quantise(program)
+    v_unit = fixed.scales["li"]                     # a non-spiking neuron outputs v
+    mant, exp = fxp.bias_mant_exp(np.round(program.ops["li"].params.bias * v_unit))
+    assert (mant << exp)[0] > 2 ** 31                # unclipped, int32 would wrap it
+    assert fixed.params["li"].bias.tolist()[:2] == [fxp.BIAS_LIMIT, -fxp.BIAS_LIMIT]
+    x = (rng.random((6, 2, 3)) < 0.5).astype(float)
+    ref = simulate(program, x, "fixed", fixed)
+    assert np.all(ref.records["li"][:, :, 0] == fxp.UV_MAX - 1)     # saturated, as unclipped
+    lava = simulate_lava(graph, x, "fixed", program=program, fixed=fixed)
     assert compare_records(ref, lava).agrees
 
 
@@ -116,10 +141,10 @@ def test_reference_records_voltages_on_request(rng):
 def test_failed_lava_run_leaves_nothing_behind(rng, monkeypatch):
     """An error raised inside the Lava worker: one-line error, no processes, no shm left."""
     from spikedeploy.errors import SpikedeployError
-    from spikedeploy.ir.semantics import META_TSM_GAIN
+    from spikedeploy.metadata import TSM_GAIN
     monkeypatch.setenv("SPIKEDEPLOY_TEST_TAG", TAG)
     graph = mlp_graph(rng)
-    graph.nodes["lif1"].metadata = {META_TSM_GAIN: np.ones(3)}   # gains for 3 steps, run has 8
+    graph.nodes["lif1"].metadata = {TSM_GAIN: np.ones(3)}   # gains for 3 steps, run has 8
     x = (rng.random((8, 2, 20)) < 0.3).astype(float)
     before = set(os.listdir("/dev/shm"))
     with pytest.raises(SpikedeployError, match="tsm_gain") as info:

@@ -22,12 +22,12 @@ from torch import nn
 from spikedeploy.errors import UnsupportedError
 from spikedeploy.export import export_model, write_nir
 from spikedeploy.export.recurrent_layers import RSYNAPTIC_REASON
-from spikedeploy.hw_sim.compare import accuracy
+from spikedeploy.readout import accuracy
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.load import read_nir
-from spikedeploy.ir.program import lower
+from spikedeploy.ir.lowering import lower
 from spikedeploy.models import cnn, recurrent
 from spikedeploy.models.fit import digits, image_inputs
 from spikedeploy.models.sequential import run_snntorch

@@ -10,10 +10,10 @@ from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.passes import scale_thresholds
-from spikedeploy.ir.program import lower
-from spikedeploy.ir.semantics import META_TSM_GAIN
+from spikedeploy.ir.lowering import lower
+from spikedeploy.metadata import TSM_GAIN
 
-from conftest import mlp_graph
+from helpers import mlp_graph
 
 T = 10
 
@@ -22,7 +22,7 @@ def tsm_graph(rng, gains=None):
     graph = mlp_graph(rng, sizes=(16, 24, 8))
     for name in ("lif1", "lif2"):
         g = rng.uniform(0.6, 1.6, T) if gains is None else gains
-        graph.nodes[name].metadata = {META_TSM_GAIN: np.asarray(g, np.float64)}
+        graph.nodes[name].metadata = {TSM_GAIN: np.asarray(g, np.float64)}
     return graph
 
 
@@ -35,7 +35,7 @@ def test_tsm_gain_scales_the_input_current_per_step(rng):
     dv = 1e-4 / node.tau
     v = np.zeros((5, 24))
     for t in range(T):
-        v = v * (1 - dv) + (node.metadata[META_TSM_GAIN][t]) * (x[t] @ fc.weight.T + fc.bias)
+        v = v * (1 - dv) + (node.metadata[TSM_GAIN][t]) * (x[t] @ fc.weight.T + fc.bias)
         z = v > node.v_threshold
         v = np.where(z, 0.0, v)
         np.testing.assert_array_equal(rec["lif1"][t], z)
@@ -45,7 +45,7 @@ def test_unit_tsm_gains_change_nothing_float_and_fixed(rng):
     plain = mlp_graph(np.random.default_rng(5), sizes=(16, 24, 8))
     unit = mlp_graph(np.random.default_rng(5), sizes=(16, 24, 8))
     for name in ("lif1", "lif2"):
-        unit.nodes[name].metadata = {META_TSM_GAIN: np.ones(T)}
+        unit.nodes[name].metadata = {TSM_GAIN: np.ones(T)}
     x = (rng.random((T, 6, 16)) < 0.4).astype(float)
     a, b = lower(plain), lower(unit)
     assert compare_records(simulate(a, x), simulate(b, x)).agrees

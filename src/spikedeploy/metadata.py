@@ -1,0 +1,54 @@
+"""Every ``spikedeploy.*`` NIR metadata key, readout name and run default, in one place.
+
+NIR files carry no time step, encoding, readout or reset mode, so spikedeploy
+writes them as metadata (README: "NIR metadata spikedeploy reads and
+writes"). Every stage reads the keys from here, so a key is spelled once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# --- graph-level keys --------------------------------------------------------
+DT = "spikedeploy.dt"                          # float: seconds per step
+NUM_STEPS = "spikedeploy.num_steps"            # int: T used in training
+ENCODING = "spikedeploy.encoding"              # "rate" | "direct"
+READOUT = "spikedeploy.readout"                # one of READOUTS
+DATASET = "spikedeploy.dataset"                # "digits"
+SEED = "spikedeploy.seed"                      # int: data split / encoding seed
+THRESHOLD_SCALE = "spikedeploy.threshold_scale"   # float: threshold guidance gamma
+STRICT_NIR = "spikedeploy.strict_nir"          # 1: initial voltages as plain NIR nodes
+ARCHITECTURE = "spikedeploy.architecture"      # the checkpoint's architecture
+SNNTORCH_ACCURACY = "spikedeploy.snntorch_accuracy"   # float64 snnTorch test accuracy
+EXPORTER = "spikedeploy.exporter"              # "spikedeploy <version>, snntorch <version>"
+
+# --- neuron-node keys ----------------------------------------------------------
+RESET_MODE = "spikedeploy.reset_mode"          # one of RESET_MODES
+V_INIT = "spikedeploy.v_init"                  # initial membrane voltage per neuron
+TSM_GAIN = "spikedeploy.tsm_gain"              # TSM input gain p[t], shape (T,)
+
+# --- values and defaults ---------------------------------------------------------
+READOUTS = ("spike_count", "mean", "last_step")   # rules in spikedeploy.readout
+DEFAULT_READOUT = "spike_count"
+ENCODINGS = ("rate", "direct")
+DEFAULT_ENCODING = "rate"
+RESET_MODES = ("zero", "subtract")
+DEFAULT_RESET_MODE = "zero"
+DEFAULT_DT = 1e-4          # seconds per step; snnTorch's exporter and the NIR paper use it
+DEFAULT_NUM_STEPS = 25     # the reference MLP's T
+DEFAULT_SEED = 0
+
+
+def metadata_value(meta: dict | None, key: str, default=None):
+    """A metadata entry as a plain Python value (h5py gives bytes and 0-d arrays)."""
+    if not meta or key not in meta:
+        return default
+    value = meta[key]
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode()
+    return value
