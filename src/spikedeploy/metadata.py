@@ -23,6 +23,10 @@ EXPORTER = "spikedeploy.exporter"              # "spikedeploy <version>, snntorc
 
 # --- neuron-node keys ----------------------------------------------------------
 RESET_MODE = "spikedeploy.reset_mode"          # one of RESET_MODES
+RESET_DELAY = "spikedeploy.reset_delay"        # 0 | 1: a voltage still above threshold is reset
+                                               # in the next step (snnTorch's reset_delay)
+RESET_IN_STEP = "spikedeploy.reset_in_step"    # 1 | 0: a spike resets in its own step (NIR)
+SPIKE_VALUE = "spikedeploy.spike_value"        # value of an emitted spike per neuron (graded)
 V_INIT = "spikedeploy.v_init"                  # initial membrane voltage per neuron
 TSM_GAIN = "spikedeploy.tsm_gain"              # TSM input gain p[t], shape (T,)
 
@@ -31,7 +35,7 @@ READOUTS = ("spike_count", "mean", "last_step")   # rules in spikedeploy.readout
 DEFAULT_READOUT = "spike_count"
 ENCODINGS = ("rate", "direct")
 DEFAULT_ENCODING = "rate"
-RESET_MODES = ("zero", "subtract")
+RESET_MODES = ("zero", "subtract", "none")
 DEFAULT_RESET_MODE = "zero"
 DEFAULT_DT = 1e-4          # seconds per step; snnTorch's exporter and the NIR paper use it
 DEFAULT_NUM_STEPS = 25     # the reference MLP's T

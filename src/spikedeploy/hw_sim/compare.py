@@ -56,14 +56,27 @@ class Comparison:
         return d
 
 
+def _float_units(result: SimResult, name: str, record: np.ndarray) -> np.ndarray:
+    """A fixed-point run's record in float units (its integer units / the op's scale)."""
+    scale = result.fixed.scales.get(name, 1.0) if result.fixed is not None else 1.0
+    return record if scale == 1.0 else record / scale
+
+
 def compare_records(a: SimResult, b: SimResult, layers: list[str] | None = None) -> Comparison:
-    """Element-wise agreement of the layers both runs recorded (execution order)."""
+    """Element-wise agreement of the layers both runs recorded (execution order).
+
+    Runs of different precision are compared in float units (a graded spike's
+    integer payload divided by its scale), so spikes compare as spikes; voltages
+    and currents then differ by their quantisation."""
     order = [name for name in a.program.ops if name in a.records and name in b.records]
     if layers is not None:
         order = [name for name in order if name in layers]
     comp = Comparison(a.backend, b.backend, a.precision)
+    mixed = a.precision != b.precision
     for name in order:
         x, y = a.records[name], b.records[name]
+        if mixed:
+            x, y = _float_units(a, name, x), _float_units(b, name, y)
         if x.shape != y.shape:
             raise ValueError(f"layer '{name}': shapes differ {x.shape} vs {y.shape}")
         same = x == y

@@ -86,7 +86,7 @@ class LavaBuild:
                 return False
             op = self.program.ops[op.inputs[0]]
         if isinstance(op, NeuronOp):
-            return op.params.spiking
+            return op.params.spiking and not op.params.graded
         if op.name in self.program.inputs:
             x = self.data[op.name]
             return bool(np.all((x == 0) | (x == 1)))

@@ -8,6 +8,11 @@ The integer neuron update is the one Lava's bit-accurate LIF model
     v = clip(dec(v, dv) + u + b, -2**23 + 1, 2**23 - 1)     # b = bias_mant << bias_exp
     z = v > (vth << 6);  v = v_reset where z   (or v -= vth << 6: subtract)
 
+with the delayed reset, reset "none" and graded spikes of
+:mod:`spikedeploy.ir.semantics` in the same integer units (a graded spike
+is an integer payload z * P, P = round(spike_value * S) for the
+population's spike scale S).
+
 Synapses (Lava's bit-accurate Dense): ``a = (W_mant @ x) << w_exp`` with
 8-bit weight mantissas; with mixed signs Lava drops the lowest bit, so
 mantissas are quantised to even numbers in [-256, 254] and Lava's
@@ -74,6 +79,9 @@ def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0):
     aligned activation: ((a + c) << 6) * P[t] >> 12 (floor), which is the
     identity for P[t] = 4096.
     """
+    vth = None if p.v_th is None else np.asarray(p.v_th, np.int64) << STATE_SHIFT
+    pending = p.spiking and p.reset_delay and p.reset_mode != "none"
+    r = v > vth if pending else None             # from the voltage the last step left
     act = (a + p.input_bias) << STATE_SHIFT
     if p.step_gain is not None:
         act = (act * int(p.step_gain[t])) >> TSM_BITS
@@ -81,10 +89,18 @@ def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0):
     v = np.clip(decay(v, p.dv) + u + p.bias, -UV_MAX + 1, UV_MAX - 1)
     if not p.spiking:
         return u, v, v
-    vth = np.asarray(p.v_th, np.int64) << STATE_SHIFT
+    if pending:
+        v = np.where(r, v - vth, v) if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
     z = v > vth
-    v = np.where(z, v - vth, v) if p.reset_mode == "subtract" else np.where(z, p.v_reset, v)
-    return u, v, z.astype(np.int64)
+    if p.reset_in_step and p.reset_mode != "none":
+        fire = z & ~r if pending else z
+        if p.reset_mode == "zero":
+            v = np.where(fire, p.v_reset, v)
+        else:            # subtract: the spike's own reset, less a pending one that did not fire
+            undo = ~z & r if pending else False
+            v = np.where(fire, v - vth, np.where(undo, v + vth, v))
+    out = z.astype(np.int64)
+    return u, v, (out * p.spike_value if p.graded else out)
 
 
 def dense_fixed(weight: np.ndarray, weight_exp: int, x: np.ndarray) -> np.ndarray:
@@ -100,6 +116,7 @@ class NeuronScale:
     """What a population's integer parameters are scaled by."""
     sigma: float               # integer units of u (before << 6) per float unit
     gain: np.ndarray           # the float input gain per neuron (folded into weights)
+    spike_scale: float = 1.0   # integer units per float unit of an output spike
 
     @property
     def v_unit(self) -> float:
@@ -125,6 +142,17 @@ def _encode_bias(x, s: NeuronScale):
     return np.clip(mant << exp, -BIAS_LIMIT, BIAS_LIMIT)
 
 
+def spike_scale(p: NeuronParams) -> float:
+    """Integer units per float unit of a population's output spikes (S, payload P = round(S *
+    spike_value)): 1 for plain spikes; 1/g when every spike carries the same value g (exact);
+    else 128 / max|g| (7-bit payloads)."""
+    if not p.graded:
+        return 1.0
+    g = np.abs(np.asarray(p.spike_value, np.float64)).reshape(-1)
+    peak = float(g.max())
+    return 1.0 / peak if np.all(g == peak) else 128.0 / peak
+
+
 # unit -> (float values, scale) -> int64 values. dv = 4096 (v forgets fully: Threshold,
 # or tau = dt) is exact; Loihi's 12 bits stop at 4095 for du, which is applied as du + 1.
 FIXED_ENCODINGS: dict[str, Callable[[np.ndarray, NeuronScale], np.ndarray]] = {
@@ -135,6 +163,7 @@ FIXED_ENCODINGS: dict[str, Callable[[np.ndarray, NeuronScale], np.ndarray]] = {
     "threshold": lambda x, s: np.round(x * s.sigma),
     "voltage": lambda x, s: np.round(x * s.v_unit),
     "current": lambda x, s: np.round(x * s.gain * s.sigma),
+    "spike": lambda x, s: np.round(x * s.spike_scale),
 }
 
 
@@ -221,7 +250,7 @@ class _Quantiser:
             return self.scales[name]
         src = self.program.ops[name]
         if isinstance(src, NeuronOp) and src.params.spiking:
-            return 1.0
+            return spike_scale(src.params)
         raise UnsupportedError(name, "scale", "in fixed precision a graded value cannot be read "
                                "before its scale is defined (a loop without spiking neurons)",
                                backend="fixed")
@@ -359,7 +388,8 @@ def _quantise_neuron(q: _Quantiser, op: Op) -> None:
         wrap = rule.wrap_bits(d) if isinstance(rule, SynapseRule) else None
         q.params[d.name] = FixedWeights(mant.astype(np.int32), 0, sigma, wrap)
         err[f"weight[{d.name}]"] = _rel_err(w_eff[d.name], mant * in_scale[d.name] / sigma)
-    fixed = encode_neuron(p, NeuronScale(float(sigma), gain))
+    s_out = spike_scale(p)
+    fixed = encode_neuron(p, NeuronScale(float(sigma), gain, s_out))
     flat = p.flat()
     err["dv"] = float(np.abs(fixed.dv / DECAY_UNITY - flat.dv).max())
     err["du"] = float(np.abs((fixed.du + 1) / DECAY_UNITY - flat.du).max())
@@ -367,12 +397,14 @@ def _quantise_neuron(q: _Quantiser, op: Op) -> None:
         err["v_threshold"] = _rel_err(flat.v_th, fixed.v_th / sigma)
     if p.step_gain is not None:
         err["tsm_gain"] = _rel_err(p.step_gain, fixed.step_gain / (1 << TSM_BITS))
+    if p.graded:
+        err["spike_value"] = _rel_err(flat.spike_value, fixed.spike_value / s_out)
     q.params[op.name], q.errors[op.name], q.sigmas[op.name] = fixed, err, float(sigma)
     for name, neuron in list(q.pending.items()):
         if neuron == op.name:
             q.scales[name] = sigma
             del q.pending[name]
-    q.scales[op.name] = 1.0 if p.spiking else sigma * (1 << STATE_SHIFT)
+    q.scales[op.name] = s_out if p.spiking else sigma * (1 << STATE_SHIFT)
 
 
 def quantise(program: Program, input_scale: float = 1.0,

@@ -13,6 +13,7 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
+from ..graph_order import depth_first_order
 
 
 @dataclass
@@ -85,32 +86,12 @@ def order_graph(g: FlatGraph) -> None:
     """Depth-first from the inputs: back edges are recurrent; the rest is a DAG."""
     if not g.inputs:
         raise SpikedeployError("graph has no Input node")
-    succ = {n: [] for n in g.nodes}
-    for a, b in g.edges:
-        succ[a].append(b)
-    state: dict[str, int] = {}   # 1 = on the stack, 2 = done
-    postorder: list[str] = []
-    for root in g.inputs:
-        stack = [(root, iter(succ[root]))]
-        state[root] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                stack.pop()
-                state[node] = 2
-                postorder.append(node)
-            elif state.get(nxt) == 1:
-                g.recurrent.add((node, nxt))
-            elif nxt not in state:
-                state[nxt] = 1
-                stack.append((nxt, iter(succ[nxt])))
-    unreached = [n for n in g.nodes if n not in state]
+    g.order, recurrent, unreached = depth_first_order(g.nodes, g.edges, g.inputs)
+    g.recurrent |= recurrent
     if unreached:
         raise SpikedeployError(
             f"nodes not reachable from any Input (a cycle with no input, or "
             f"disconnected): {', '.join(sorted(unreached))}")
-    g.order = postorder[::-1]
 
 
 def node_shape(node) -> tuple | None:

@@ -6,18 +6,32 @@ primitive is mapped onto one generalised current-based neuron, whose update
 at step t (all quantities per neuron, ``a[t]`` the sum of the node's inputs)
 is::
 
+    r[t] = v[t-1] > v_th                         # pending reset (only with reset_delay)
     u[t] = (1 - du) * u[t-1] + g * p[t] * (a[t] + c)    # synaptic current
     v[t] = (1 - dv) * v[t-1] + u[t] + b          # membrane voltage
+    delayed reset (reset_delay = 1), where r[t]:
+        v[t] = v[t] - v_th                       (reset "subtract")
+        v[t] = v_reset                           (reset "zero")
     z[t] = v[t] > v_th                           # spiking nodes only
-    v[t] = v_reset where z[t]    (reset "zero", NIR's v_reset)
-    v[t] = v[t] - v_th where z[t] (reset "subtract", metadata opt-in)
+    reset in the spike's step (reset_in_step = 1), by d[t] = z[t] - r[t] (r = 0 without delay):
+        v[t] = v[t] - d[t] * v_th                (reset "subtract")
+        v[t] = v_reset where d[t] > 0            (reset "zero", NIR's v_reset)
+    output s[t] = z[t] * spike_value             (spike_value 1 unless graded)
 
-where p[t] is the temporal-wise gain of time step t (TSM; 1 unless the node's
-metadata ``spikedeploy.tsm_gain`` gives one value per step), c is the bias
-of the Affine node(s) feeding the neuron (a bias is an
-input current: under CubaLIF it is filtered by the synapse like any input),
-with u[0] = 0 and v[0] = v_init (0 unless metadata says otherwise). A spiking
-node outputs z; a non-spiking node (LI, CubaLI, I) outputs v.
+Reset "none" never resets. NIR's LIF is reset "zero" in the spike's step
+(reset_delay 0, reset_in_step 1, the default). snnTorch computes
+``reset = H(mem[t-1] - threshold)`` from the stored membrane every step and
+applies it in that step's update; with ``reset_delay=True`` that is all
+(reset_delay 1, reset_in_step 0: a spike's reset lands one step late), with
+``reset_delay=False`` it adds ``do_reset = spk - reset`` in the spike's step
+(both 1). p[t] is the temporal-wise gain of time step t (TSM; 1 unless the
+node's metadata ``spikedeploy.tsm_gain`` gives one value per step), c is the
+bias of the Affine node(s) feeding the neuron (a bias is an input current:
+under CubaLIF it is filtered by the synapse like any input), with u[0] = 0
+and v[0] = v_init (0 unless metadata says otherwise). A spiking node
+outputs s; a non-spiking node (LI, CubaLI, I) outputs v. The operation
+order is snnTorch's, so float64 runs of an exported snnTorch model agree bit
+for bit.
 
 The mapping from NIR fields, per primitive (tau, tau_mem, tau_syn in seconds):
 
@@ -52,14 +66,19 @@ import nir
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..metadata import (DEFAULT_RESET_MODE, RESET_MODE, RESET_MODES, TSM_GAIN, V_INIT,
-                        metadata_value)
+from ..metadata import (DEFAULT_RESET_MODE, RESET_DELAY, RESET_IN_STEP, RESET_MODE, RESET_MODES,
+                        SPIKE_VALUE, TSM_GAIN, V_INIT, metadata_value)
 
 
 def _per_neuron(unit: str, bits: int, doc: str, **default):
     """A per-neuron parameter: ``unit`` names its fixed-point encoding (a rule of
     ``fixed_point.FIXED_ENCODINGS``), ``bits`` its width in Lava's fixed-point process."""
     return field(metadata={"per_neuron": True, "unit": unit, "bits": bits, "doc": doc}, **default)
+
+
+def _population(choices: tuple, doc: str, default):
+    """A value shared by the whole population, one of ``choices`` (Lava holds its index)."""
+    return field(default=default, metadata={"population": True, "choices": choices, "doc": doc})
 
 
 @dataclass
@@ -84,7 +103,12 @@ class NeuronParams:
     v_init: np.ndarray = _per_neuron("voltage", 24, "voltage at the start of every sample")
     input_bias: np.ndarray | float = _per_neuron("current", 24, "c: bias of the Affine nodes "
                                                  "feeding it", default=0.0)
-    reset_mode: str = DEFAULT_RESET_MODE
+    spike_value: np.ndarray | float = _per_neuron("spike", 24, "value of an emitted spike (graded "
+                                                  "spikes; fixed: integer payload)", default=1.0)
+    reset_mode: str = _population(RESET_MODES, "zero, subtract or none", DEFAULT_RESET_MODE)
+    reset_delay: int = _population((0, 1), "1: a voltage above threshold at the end of a step "
+                                   "is reset in the next step's update", 0)
+    reset_in_step: int = _population((0, 1), "1: a spike resets in its own step", 1)
     step_gain: np.ndarray | None = None    # p[t] (TSM), one value per time step (fixed: x 4096)
 
     @property
@@ -95,10 +119,20 @@ class NeuronParams:
     def shape(self) -> tuple:
         return np.shape(self.dv)
 
+    @property
+    def graded(self) -> bool:
+        """Whether a spike carries a value other than 1."""
+        return self.spiking and bool(np.any(np.asarray(self.spike_value) != 1))
+
     @classmethod
     def per_neuron_fields(cls) -> list:
         """The dataclass fields holding one value per neuron, in declaration order."""
         return [f for f in fields(cls) if f.metadata.get("per_neuron")]
+
+    @classmethod
+    def population_fields(cls) -> list:
+        """The dataclass fields holding one value (of ``choices``) for the population."""
+        return [f for f in fields(cls) if f.metadata.get("population")]
 
     def replace(self, **values) -> "NeuronParams":
         new = copy.copy(self)
@@ -127,12 +161,31 @@ def _arr(x, shape=None) -> np.ndarray:
     return np.broadcast_to(a, shape).copy() if shape is not None else a
 
 
+def _choice(name, meta, key, choices, default, convert=str):
+    value = metadata_value(meta, key, default)
+    try:
+        value = convert(value)
+    except (TypeError, ValueError):
+        value = None
+    if value not in choices:
+        raise UnsupportedError(name, key, f"unknown value {metadata_value(meta, key)!r} "
+                               f"(one of {', '.join(map(str, choices))})")
+    return value
+
+
 def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParams:
     meta = getattr(node, "metadata", None) or {}
-    reset_mode = str(metadata_value(meta, RESET_MODE, DEFAULT_RESET_MODE))
-    if reset_mode not in RESET_MODES:
-        raise UnsupportedError(name, RESET_MODE,
-                               f"unknown reset mode {reset_mode!r} ({'|'.join(RESET_MODES)})")
+    reset_mode = _choice(name, meta, RESET_MODE, RESET_MODES, DEFAULT_RESET_MODE)
+    reset_delay = _choice(name, meta, RESET_DELAY, (0, 1), 0, int)
+    reset_in_step = _choice(name, meta, RESET_IN_STEP, (0, 1), 1, int)
+    spike_value = _arr(meta.get(SPIKE_VALUE, 1.0))
+    try:
+        spike_value = np.broadcast_to(spike_value, shape).copy()
+    except ValueError:
+        raise UnsupportedError(name, SPIKE_VALUE, f"shape {spike_value.shape} does not fit the "
+                               f"layer's shape {tuple(shape)}")
+    if not np.all(np.isfinite(spike_value)):
+        raise UnsupportedError(name, SPIKE_VALUE, "spike values must be finite")
     v_init = _arr(meta.get(V_INIT, 0.0), shape)
     step_gain = meta.get(TSM_GAIN)
     if step_gain is not None:
@@ -143,7 +196,9 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
         du=_arr(du, shape), dv=_arr(dv, shape), gain=_arr(gain, shape),
         bias=_arr(bias, shape),
         v_th=None if v_th is None else _arr(v_th, shape),
-        v_reset=_arr(v_reset, shape), v_init=v_init, reset_mode=reset_mode, step_gain=step_gain)
+        v_reset=_arr(v_reset, shape), v_init=v_init, spike_value=spike_value,
+        reset_mode=reset_mode, reset_delay=reset_delay, reset_in_step=reset_in_step,
+        step_gain=step_gain)
 
 
 def _lif(name, n: nir.LIF, dt):
@@ -237,6 +292,8 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
     """
     # Terms that are exactly 1 or 0 for every neuron are skipped: x * 1, x + 0
     # and u * 0 + x give x exactly, so results are unchanged (only faster).
+    pending = p.spiking and p.reset_delay and p.reset_mode != "none"
+    r = v > p.v_th if pending else None           # from the voltage the last step left
     if _any_nonzero(p.input_bias):
         a = a + p.input_bias
     gain = p.gain if p.step_gain is None else p.gain * step_gain_at(p, t)
@@ -248,9 +305,18 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
         v = v + p.bias
     if not p.spiking:
         return u, v, v
+    if pending:      # snnTorch: mem - reset * threshold, or mem - reset * mem (= 0)
+        v = v - r * p.v_th if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
     z = v > p.v_th
-    if p.reset_mode == "subtract":
-        v = np.where(z, v - p.v_th, v)
-    else:
-        v = np.where(z, p.v_reset, v)
-    return u, v, z.astype(np.float64)
+    if p.reset_in_step and p.reset_mode != "none":
+        if pending:  # snnTorch's do_reset = spk - reset: no second reset of the same excess
+            if p.reset_mode == "subtract":
+                v = v - (z.astype(np.float64) - r) * p.v_th
+            else:
+                v = np.where(z & ~r, p.v_reset, v)
+        elif p.reset_mode == "subtract":
+            v = np.where(z, v - p.v_th, v)
+        else:
+            v = np.where(z, p.v_reset, v)
+    out = z.astype(np.float64)
+    return u, v, (out * p.spike_value if p.graded else out)

@@ -19,15 +19,16 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from spikedeploy.hw_sim.lava_procs.neuron.process import WindowedNeuron
 from spikedeploy.ir.fixed_point import neuron_step_fixed
 from spikedeploy.ir.semantics import NeuronParams, neuron_step
-from spikedeploy.metadata import RESET_MODES
 
 
 def _with_param_vars(fixed: bool):
-    """Class decorator: one LavaPyType per NeuronParams per-neuron field."""
+    """Class decorator: one LavaPyType per NeuronParams field (population values: an index)."""
     def declare(cls):
         for f in NeuronParams.per_neuron_fields():
             setattr(cls, f.name, LavaPyType(np.ndarray, np.int32, precision=f.metadata["bits"])
                     if fixed else LavaPyType(np.ndarray, float))
+        for f in NeuronParams.population_fields():
+            setattr(cls, f.name, LavaPyType(np.ndarray, int))
         return cls
     return declare
 
@@ -36,7 +37,6 @@ class _Windowed(PyLoihiProcessModel):
     """Window bookkeeping shared by both precisions (Lava finds inherited Var types too)."""
 
     spiking: np.ndarray = LavaPyType(np.ndarray, int)
-    reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
     window: np.ndarray = LavaPyType(np.ndarray, int)
     latency: np.ndarray = LavaPyType(np.ndarray, int)
     num_steps: np.ndarray = LavaPyType(np.ndarray, int)
@@ -56,9 +56,10 @@ class _Windowed(PyLoihiProcessModel):
                   for f in NeuronParams.per_neuron_fields()}
         if not self.spiking[0]:
             values["v_th"] = None
+        for f in NeuronParams.population_fields():
+            values[f.name] = f.metadata["choices"][int(getattr(self, f.name)[0])]
         gains = np.asarray(self.step_gain, self.dtype) if self.has_step_gain[0] else None
-        return NeuronParams(**values, reset_mode=RESET_MODES[int(self.reset_mode[0])],
-                            step_gain=gains)
+        return NeuronParams(**values, step_gain=gains)
 
     def run_spk(self):
         a = self.a_in.recv()

@@ -4,8 +4,9 @@ One population of the neuron defined in :mod:`spikedeploy.ir.semantics`
 (floating point) and :mod:`spikedeploy.ir.fixed_point` (Loihi integer
 arithmetic). Lava's stock LIF has one threshold per population, resets to 0,
 and cannot restart its state per sample; this process holds every
-per-neuron parameter of :class:`~spikedeploy.ir.semantics.NeuronParams`
-(one Var per field, so a new parameter needs no edit here), and runs many
+parameter of :class:`~spikedeploy.ir.semantics.NeuronParams` (one Var per
+field: per neuron, or the index of a population value among its choices,
+so a new parameter needs no edit here), and runs many
 samples back to back in windows of ``window`` steps:
 
 * window step p < latency: the sample's first input has not arrived yet;
@@ -25,7 +26,6 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 from spikedeploy.ir.semantics import NeuronParams
-from spikedeploy.metadata import RESET_MODES
 
 
 class WindowedNeuron(AbstractProcess):
@@ -39,8 +39,10 @@ class WindowedNeuron(AbstractProcess):
             value = getattr(params, f.name)
             init = np.broadcast_to(0 if value is None else value, shape).copy()
             setattr(self, f.name, Var(shape=shape, init=init))
+        for f in NeuronParams.population_fields():
+            setattr(self, f.name, Var(shape=(1,), init=f.metadata["choices"].index(
+                getattr(params, f.name))))
         self.spiking = Var(shape=(1,), init=int(params.spiking))
-        self.reset_mode = Var(shape=(1,), init=RESET_MODES.index(params.reset_mode))
         self.window = Var(shape=(1,), init=int(window))
         self.latency = Var(shape=(1,), init=int(latency))
         self.num_steps = Var(shape=(1,), init=int(num_steps))
