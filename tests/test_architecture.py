@@ -221,7 +221,7 @@ def _stage(module: str) -> str | None:
 
 def test_the_import_graph_was_read():
     assert "spikedeploy.ir.lowering" in GRAPH["spikedeploy.hw_sim.check"]
-    assert "spikedeploy.models.neurons" in GRAPH["spikedeploy.models.sequential"]
+    assert "spikedeploy.models.neurons" in GRAPH["spikedeploy.models.naming"]
     assert len(MODULES) > 50
 
 

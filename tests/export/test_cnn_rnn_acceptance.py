@@ -9,8 +9,8 @@ exporter, onto Lava.
 Both: float64 snnTorch spikes == Lava float spikes, every layer, aligned to the input's
 steps; Lava fixed-point accuracy within 2 points of snnTorch's on the whole digits test
 split (360 samples, each ~10 s on Lava here; the CNN's Lava fixed run is also checked
-bit for bit against the fixed-point reference). snnTorch's RSynaptic cannot be exported
-(its reset_delay=False is not implemented).
+bit for bit against the fixed-point reference). snnTorch's RSynaptic exports with the
+delayed reset it really runs (its reset_delay=False is not implemented).
 """
 import nir
 import numpy as np
@@ -19,9 +19,8 @@ import snntorch as snn
 import torch
 from torch import nn
 
-from spikedeploy.errors import UnsupportedError
 from spikedeploy.export import export_model, write_nir
-from spikedeploy.export.recurrent_layers import RSYNAPTIC_REASON
+from spikedeploy.metadata import metadata_value
 from spikedeploy.readout import accuracy
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
@@ -30,7 +29,7 @@ from spikedeploy.ir.load import read_nir
 from spikedeploy.ir.lowering import lower
 from spikedeploy.models import cnn, recurrent
 from spikedeploy.models.fit import digits, image_inputs
-from spikedeploy.models.sequential import run_snntorch
+from spikedeploy.models.run import run_snntorch
 
 DIRECT_SCALE = 16.0      # digits pixels are k/16: exact integers in fixed point
 
@@ -183,14 +182,14 @@ def test_rleaky_one_to_one_and_conv_recurrence(kind, tmp_path):
         np.testing.assert_array_equal(ours[layer], _flat(theirs[layer]), err_msg=layer)
 
 
-def test_rsynaptic_and_non_nir_resets_are_refused():
+def test_rsynaptic_runs_the_delayed_reset_whatever_reset_delay_says(tmp_path):
     # snnTorch 1.0's RSynaptic: reset_delay=False fails with the input alone ...
     rsyn = snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=4, reset_mechanism="zero",
                          reset_delay=False)
     with pytest.raises(TypeError):
         rsyn(torch.ones(2, 4))
     # ... and is ignored with explicit state: the voltage stays above threshold in the
-    # spike's step and is zeroed at the next one (a delayed reset no NIR neuron has)
+    # spike's step and is zeroed at the next one (snnTorch's delayed reset)
     rsyn = snn.RSynaptic(alpha=0.5, beta=0.5, linear_features=1, reset_mechanism="zero",
                          reset_delay=False)
     with torch.no_grad():
@@ -202,12 +201,18 @@ def test_rsynaptic_and_non_nir_resets_are_refused():
         spk, syn, mem = rsyn(torch.full((1, 1), 1.5), spk, syn, mem)
         mems.append(float(mem.detach()))
     assert mems[0] == 1.5 and mems[1] == 0.0        # spiked at step 0, kept 1.5, zeroed at 1
+    # so it exports with that delayed reset, and the graph reproduces snnTorch
     model = nn.Sequential(nn.Linear(4, 4), snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=4,
-                                                         reset_mechanism="zero", reset_delay=False))
-    with pytest.raises(UnsupportedError, match="RSynaptic") as err:
-        export_model(model, (4,))
-    assert err.value.node == "rsynaptic1" and err.value.reason == RSYNAPTIC_REASON
-    for kw in (dict(), dict(reset_mechanism="zero"), dict(reset_delay=False)):   # defaults: subtract, delayed
-        model = nn.Sequential(nn.Linear(4, 4), snn.RLeaky(beta=0.9, linear_features=4, **kw))
-        with pytest.raises(UnsupportedError, match="reset"):
-            export_model(model, (4,))
+                                                         reset_mechanism="zero", init_hidden=True))
+    with torch.no_grad():
+        model[0].weight.mul_(4)
+    graph = read_nir(write_nir(export_model(model, (4,)), tmp_path / "r.nir"))
+    node = graph.nodes["rsynaptic1"]
+    assert isinstance(node, nir.CubaLIF)
+    assert metadata_value(node.metadata, "spikedeploy.reset_mode") == "zero"
+    assert metadata_value(node.metadata, "spikedeploy.reset_delay") == 1
+    x = (np.random.default_rng(1).random((20, 6, 4)) < 0.5).astype(np.float64)
+    theirs = run_snntorch(model, x)
+    ours = simulate(lower(graph), x).records["rsynaptic1"]
+    assert theirs["rsynaptic1"].sum() > 10
+    np.testing.assert_array_equal(ours, theirs["rsynaptic1"])

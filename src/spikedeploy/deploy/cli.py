@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..errors import SpikedeployError
-from ..metadata import ENCODINGS
+from ..metadata import ENCODINGS, READOUTS
 
 
 # spikedeploy.models.recipes.RECIPES by name (kept here so that parsing imports no torch;
@@ -36,6 +36,19 @@ def _add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", help="NIR file (.nir)")
     p.add_argument("--dt", type=float, default=None,
                    help="time step in seconds, if the graph records none (snnTorch: 1e-4)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="FILE.py:NAME",
+                   help="your snnTorch model: an nn.Module class (or a function returning one) "
+                        "in a Python file, built without arguments")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="state_dict for --model: .pt/.pth (torch.save(model.state_dict()), read "
+                        "with weights_only=True) or .safetensors")
+    p.add_argument("--forward", choices=["step", "sequence"], default=None,
+                   help="--model: 'step' if one call is one time step (init_hidden neurons), "
+                        "'sequence' if forward loops over the time steps itself (default: "
+                        "detected)")
 
 
 def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:
@@ -92,13 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-steps", type=int, default=None,
                    help="ugo-*: optimiser steps fitting the ReLU MLP (default 2000)")
 
-    p = sub.add_parser("export", help="export a checkpoint to a NIR graph")
-    p.add_argument("checkpoint", help="checkpoint directory written by 'train'")
+    p = sub.add_parser(
+        "export", help="export a checkpoint, or your own snnTorch model and weights, to NIR",
+        description="Export a checkpoint written by 'train', or any snnTorch model: "
+                    "--model path/to/net.py:NAME (an nn.Module class or a function returning "
+                    "one, built without arguments) with --weights (a state_dict: .pt/.pth read "
+                    "without unpickling, or .safetensors).")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint directory written by 'train' (or use --model)")
     p.add_argument("-o", "--out", required=True, help="NIR file to write")
+    _add_model_args(p)
+    p.add_argument("--input-shape", default=None, metavar="C,H,W",
+                   help="--model: one time step's input shape without the batch, e.g. 1,28,28")
+    p.add_argument("--steps", type=int, default=None,
+                   help="--model: time steps T of a run (graph metadata; a model that loops "
+                        "over its own steps sets it)")
+    p.add_argument("--dt", type=float, default=None,
+                   help="--model: seconds per step the NIR time constants are written for "
+                        "(default 1e-4, as snnTorch's exporter)")
+    p.add_argument("--readout", choices=list(READOUTS), default=None,
+                   help="--model: how the output is read (default spike_count)")
     p.add_argument("--threshold-scale", type=float, default=1.0, metavar="GAMMA",
                    help="threshold guidance baked into the graph: thresholds x GAMMA")
     p.add_argument("--strict-nir", action="store_true",
-                   help="initial voltages as plain NIR nodes instead of spikedeploy metadata")
+                   help="NIR primitives only: snnTorch's delayed subtractive reset as LI + "
+                        "Threshold + a recurrent Scale, initial voltages as plain nodes "
+                        "(what has no pure-NIR form is refused)")
 
     p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
     _add_graph_args(p)
@@ -127,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_args(p)
     _add_data_args(p, default_samples=20)
     p.add_argument("--checkpoint", default=None, help="also run the snnTorch model")
+    _add_model_args(p)
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
     p.add_argument("--max-disagreement", type=float, default=0.0,
                    help="fixed precision: largest tolerated fraction of differing spikes "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ..ir import fixed_point as fxp
 from ..ir.load import read_nir
 from ..ir.lowering import lower
 from ..ir.passes import scale_thresholds
+from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..readout import accuracy
 from .inputs import resolve_inputs
 from .runs import layer_names, quantisation_lines, run_backend, save_records, spike_counts
@@ -48,13 +50,44 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..export.to_nir import export_checkpoint, write_nir
-    graph = export_checkpoint(args.checkpoint, threshold_scale=args.threshold_scale,
-                              strict_nir=args.strict_nir)
+    from ..export.to_nir import export_checkpoint, export_model, write_nir
+    if (args.checkpoint is None) == (args.model is None):
+        raise SpikedeployError("give a checkpoint directory or --model FILE.py:NAME (one of them)")
+    if args.model is None:
+        if args.weights or args.input_shape or args.forward or args.readout:
+            raise SpikedeployError("--weights, --input-shape, --forward and --readout go with "
+                                   "--model; a checkpoint carries its own")
+        graph = export_checkpoint(args.checkpoint, threshold_scale=args.threshold_scale,
+                                  strict_nir=args.strict_nir)
+    else:
+        from .stages import load_model
+        if args.input_shape is None:
+            raise SpikedeployError("--model needs --input-shape (one step's input without the "
+                                   "batch, e.g. 1,28,28)")
+        model = load_model(args.model, args.weights)
+        graph = export_model(model, _shape_arg(args.input_shape), dt=args.dt or DEFAULT_DT,
+                             readout=args.readout, threshold_scale=args.threshold_scale,
+                             strict_nir=args.strict_nir, num_steps=args.steps,
+                             forward=args.forward)
     write_nir(graph, args.out)
     program = lower(read_nir(args.out))   # proves the written file reads back and lowers
-    _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s")
+    steps = program.meta(NUM_STEPS)
+    _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s"
+         + (f", T={steps}" if steps is not None else ""))
+    if args.model is not None and args.weights is None:
+        print("spikedeploy: note: no --weights: the model's own initial weights were exported "
+              "(built with torch seed 0, as verify --model builds them)", file=sys.stderr)
     return 0
+
+
+def _shape_arg(text: str) -> tuple:
+    try:
+        shape = tuple(int(s) for s in str(text).replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise SpikedeployError(f"--input-shape must be comma-separated sizes, got {text!r}")
+    if not shape or any(s < 1 for s in shape):
+        raise SpikedeployError(f"--input-shape must be positive sizes, got {text!r}")
+    return shape
 
 
 def cmd_simulate(args) -> int:
@@ -110,10 +143,17 @@ def cmd_verify(args) -> int:
                                      fixed=fixed)}
     if not args.no_lava:
         runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
-    if args.checkpoint:
-        from .stages import checkpoint_records   # imports torch: only when asked
-        records = checkpoint_records(args.checkpoint, batch.x,
-                                     threshold_scale=program.threshold_scale)
+    if args.checkpoint and args.model:
+        raise SpikedeployError("give --checkpoint or --model, not both")
+    if args.checkpoint or args.model:
+        from .stages import checkpoint_records, load_model, snntorch_records   # imports torch
+        if args.checkpoint:
+            records = checkpoint_records(args.checkpoint, batch.x,
+                                         threshold_scale=program.threshold_scale)
+        else:
+            records = snntorch_records(load_model(args.model, args.weights), batch.x,
+                                       threshold_scale=program.threshold_scale,
+                                       forward=args.forward)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
     report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)

@@ -90,13 +90,26 @@ def _report(cfg: dict, progress) -> None:
 
 
 def checkpoint_records(checkpoint, x: np.ndarray, threshold_scale: float = 1.0) -> dict[str, np.ndarray]:
-    """Spikes of every layer of the checkpoint's snnTorch model (float64), flat per sample.
+    """Spikes of every layer of the checkpoint's snnTorch model (float64), flat per sample."""
+    return snntorch_records(load_checkpoint(checkpoint).model, x, threshold_scale)
+
+
+def load_model(spec: str, weights: str | None):
+    """A user's model from ``path.py:NAME`` and an optional state_dict file."""
+    from ..models.user_model import load_user_model
+    return load_user_model(spec, weights)
+
+
+def snntorch_records(model, x: np.ndarray, threshold_scale: float = 1.0,
+                     forward: str | None = None) -> dict[str, np.ndarray]:
+    """Spikes of every layer of an snnTorch model (float64), flat per sample.
 
     ``threshold_scale``: threshold guidance, applied to the snnTorch model as
-    ``--threshold-scale`` applies it to the graph."""
-    model = load_checkpoint(checkpoint).model
+    ``--threshold-scale`` applies it to the graph. ``forward``: "step" or
+    "sequence" as for export (None: detected)."""
     if threshold_scale != 1.0:
         from ..models.neurons import scale_thresholds
         model = scale_thresholds(model, threshold_scale)
-    spikes = run_snntorch(model, x)
+    style = None if forward != "step" else "step"
+    spikes = run_snntorch(model, x, style=style)
     return {name: s.reshape(s.shape[0], s.shape[1], -1) for name, s in spikes.items()}

@@ -3,74 +3,35 @@
 A converter takes ``(name, module, in_shape, dt)`` (``in_shape`` excludes
 the batch) and returns ``(node, out_shape)``; ``node`` is None for modules
 that are the identity at inference (they add no node). A composite module
-(a residual block, a spiking UGO) returns a :class:`Block`: several nodes,
-their internal edges, and which nodes feed the next layer (NIR sums the
-fan-in of a node, so a residual sum is just several edges). Lookup is by
-exact type: a subclass may compute something else (snnTorch's DeltaLeaky
-subclasses Leaky), so it needs its own entry. Add one with
-:func:`register_converter`. Modules whose computation no NIR primitive can
-express (LayerNorm, GroupNorm, softmax, attention, STA's spike-spike
-products) are in :data:`REFUSED` and fail with the reason, naming the layer.
+(a residual block, a spiking UGO, a recurrent neuron) returns a
+:class:`Block`: several nodes, their internal edges, and which nodes feed
+the next layer (NIR sums the fan-in of a node, so a residual sum is just
+several edges). Lookup is by exact type: a subclass may compute something
+else (snnTorch's DeltaLeaky subclasses Leaky), so it needs its own entry.
+Add one with :func:`register_converter`. Modules whose computation no NIR
+primitive can express (LayerNorm, GroupNorm, softmax, attention, STA's
+spike-spike products) are in :data:`REFUSED` and fail with the reason,
+naming the layer. Converters live here (synapses, shape ops, pooling),
+in :mod:`.snntorch_neurons` and in :mod:`.own_modules`.
 
-Every parameter is computed in float64 from the module's values, so the
-graph, discretised as :mod:`spikedeploy.ir.semantics` defines (forward Euler
-at ``dt``), reproduces snnTorch's float64 arithmetic:
+Every parameter is computed in float64 from the module's values:
 
-* ``snn.Leaky`` (reset "zero", reset_delay=False): mem = beta*mem + I
-  -> ``nir.LIF`` with tau = dt/(1-beta), r = tau/dt, v_leak = 0,
-  v_reset = 0, v_threshold = threshold, so dv = dt/tau = 1-beta and the
-  input gain g = dt*r/tau = 1. All beta = 1 (no leak) -> ``nir.IF`` with
-  r = 1/dt.
-* ``snn.Synaptic`` (same reset rules): syn = alpha*syn + I;
-  mem = beta*mem + syn -> ``nir.CubaLIF`` with tau_syn = dt/(1-alpha),
-  tau_mem = dt/(1-beta), r = tau_mem/dt, w_in = tau_syn/dt (gain 1).
 * ``nn.Linear`` -> ``nir.Affine`` (``nir.Linear`` without bias);
   ``nn.Flatten`` -> ``nir.Flatten`` (dims shifted: NIR excludes the batch);
   ``nn.Identity`` and ``nn.Dropout`` (identity in evaluation) -> no node.
-
-Rounding: tau, r and w_in are moved by a few ulps where that makes the
-consumer's expressions (1 - dt/tau, dt*r/tau, ...) land exactly on beta,
-alpha and 1 in float64, so (nearly always) no rounding error separates the
-two simulations; where no such neighbour exists the error is 1 ulp.
-
-Anything NIR cannot carry is refused with
-:class:`~spikedeploy.errors.UnsupportedError` naming the layer and field:
-reset "subtract"/"none", reset_delay=True, graded spikes, inhibition,
-state quantisation, learnable values with no NIR field, thresholds <= 0
-(snnTorch's reset logic then departs from NIR's), mixed beta = 1.
-
-spikedeploy's own modules (:mod:`spikedeploy.models.neurons`) and the
-convolutional layers:
-
-* ``IF`` / ``LIF`` / ``IMPLIF`` -> ``nir.IF`` (beta = 1, r = 1/dt so g = 1)
-  or ``nir.LIF`` as above, v_reset = 0. What NIR has no field for goes into
-  node metadata (keys defined in :mod:`spikedeploy.metadata`, honoured
-  by the reference simulator and the Lava process ``WindowedNeuron``):
-
-  ============================ ===============================================
-  ``spikedeploy.reset_mode``   "subtract": v -= v_threshold on a spike
-                               (written only for subtractive reset)
-  ``spikedeploy.v_init``       float64 array, layer shape: the voltage at the
-                               start of every sample (IMP v0, conversion s/2;
-                               written only when non-zero)
-  ``spikedeploy.tsm_gain``     float64 array (T,): the TSM gain p[t]; the
-                               update is u[t] = g * p[t] * (a[t] + c)
-  ============================ ===============================================
-
-* ``TSM(neuron)`` -> the wrapped neuron's node plus ``spikedeploy.tsm_gain``.
-* ``Readout(beta)`` -> ``nir.LI`` (tau = dt/(1-beta), r = tau/dt: v = beta*v + I)
-  or, for beta = 1, ``nir.I`` (r = 1/dt: v = v + I). Outputs its voltage.
-* ``nn.Conv2d`` -> ``nir.Conv2d`` (float64 weight, bias zeros if none);
-  followed by ``nn.BatchNorm2d`` (and ``nn.Linear`` by ``nn.BatchNorm1d``)
-  the BatchNorm's running statistics are folded in:
-  w' = w * gamma/sqrt(var+eps) per output channel,
+* ``nn.Conv2d`` / ``nn.Conv1d`` -> ``nir.Conv2d`` / ``nir.Conv1d`` (float64
+  weight, bias zeros if none); followed by ``nn.BatchNorm2d`` (and
+  ``nn.Linear`` by ``nn.BatchNorm1d``) the BatchNorm's running statistics are
+  folded in: w' = w * gamma/sqrt(var+eps) per output channel,
   b' = (b - mean) * gamma/sqrt(var+eps) + beta. A BatchNorm anywhere else is
   refused.
 * ``nn.AvgPool2d`` -> ``nir.AvgPool2d`` (no ceil_mode, no divisor_override).
-* ``PreSpikeResidual`` (block ``B``) -> ``B_sn`` (its neuron) -> ``B_conv``
-  (conv with BN folded); the block's output is ``B_conv`` *and* the block's
-  input sources: the next layer gets one edge from each.
-* ``SpikingUGO`` (block ``U``) -> ``U_fc_in`` -> ``U_sn`` -> ``U_fc_out`` -> ``U_acc``.
+* ``nn.MaxPool2d`` of binary spikes -> ``nir.SumPool2d`` feeding a
+  ``nir.Threshold`` at 0.5: the max of 0/1 values is their OR, which is
+  "sum > 0.5" (:func:`maxpool_of_spikes`, chosen by the graph builder, which
+  knows what feeds the pool). Of real-valued currents it is refused: a max
+  is not a sum of weighted inputs, which is all a NIR edge or a Loihi
+  synapse computes.
 """
 from __future__ import annotations
 
@@ -79,17 +40,12 @@ from typing import Callable
 
 import nir
 import numpy as np
-import snntorch as snn
 from nir.ir.utils import calculate_conv_output   # NIR's own output-size rule
-import torch
 from torch import nn
 
 from ..errors import UnsupportedError
-from ..metadata import RESET_MODE, TSM_GAIN, V_INIT
-from ..models.neurons import IF, IMPLIF, LIF, TSM, Readout
-from ..models.residual import PreSpikeResidual
 from ..models.sta import TCSA
-from ..models.ugo import SpikingUGO
+from .neuron_nodes import float64 as _float64
 
 INPUT = "<input>"   # in a Block: the stream entering the block (all its source nodes)
 
@@ -117,9 +73,6 @@ class Block:
 Converter = Callable[[str, nn.Module, tuple, float], tuple]
 CONVERTERS: dict[type, Converter] = {}
 
-# Learnable values a NIR neuron field carries (their trained value is exported).
-NEURON_FIELDS_WITH_NIR_HOME = {"beta", "alpha", "threshold"}
-
 
 def register_converter(*module_types: type):
     """Decorator: use the function to convert modules of exactly these types."""
@@ -143,7 +96,6 @@ REFUSED: dict[type, str] = {
                            "weighted inputs",
     TCSA: "TCSA multiplies two spike streams (spike-spike product, estimate-and-correct); NIR "
           "edges only add weighted inputs, so no NIR graph computes a product of activations",
-    nn.MaxPool2d: "max pooling is not linear and has no NIR primitive; use nn.AvgPool2d",
 }
 
 
@@ -155,7 +107,7 @@ def _refused_inside(module: nn.Module) -> str | None:
 
 
 def convert_layer(name: str, module: nn.Module, in_shape: tuple, dt: float):
-    """(NIR node or None, output shape) -- or a :class:`Block` -- for one child of the Sequential."""
+    """(NIR node or None, output shape) -- or a :class:`Block` -- for one layer."""
     if type(module) in REFUSED:
         raise UnsupportedError(name, "type", f"{type(module).__name__} cannot be exported to NIR: "
                                f"{REFUSED[type(module)]}")
@@ -175,13 +127,6 @@ def convert_block(name: str, module: nn.Module, in_shape: tuple, dt: float) -> B
     """Like :func:`convert_layer`, always as a :class:`Block`."""
     result = convert_layer(name, module, in_shape, dt)
     return result if isinstance(result, Block) else Block.single(name, *result)
-
-
-def _float64(value) -> np.ndarray:
-    """A module value as float64 (float32 -> float64 is exact)."""
-    if torch.is_tensor(value):
-        value = value.detach().cpu().to(torch.float64).numpy()
-    return np.array(value, dtype=np.float64)
 
 
 # --- synapses and shape ops -------------------------------------------------
@@ -212,137 +157,6 @@ def _flatten(name, module: nn.Flatten, in_shape, dt):
 @register_converter(nn.Identity, nn.Dropout)
 def _identity(name, module, in_shape, dt):
     return None, in_shape
-
-
-# --- neurons ------------------------------------------------------------------
-
-def _nudge(start: np.ndarray, achieved: Callable[[np.ndarray], np.ndarray], target: np.ndarray,
-           max_ulps: int = 64) -> np.ndarray:
-    """The float64 closest to ``start`` (within max_ulps) with achieved(x) == target, per element.
-
-    Elements with no such neighbour keep ``start`` (then off by an ulp or two).
-    """
-    start = np.asarray(start, np.float64)
-    best = start.copy()
-    found = achieved(start) == target
-    up, down = start.copy(), start.copy()
-    for _ in range(max_ulps):
-        if found.all():
-            break
-        up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
-        for candidate in (up, down):
-            hit = ~found & (achieved(candidate) == target)
-            best[hit] = candidate[hit]
-            found |= hit
-    return best
-
-
-def _time_constant(decay: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """(tau, tau/dt) for a per-step decay factor (beta or alpha).
-
-    tau is built as dt * ratio, so ``dt * r / tau`` is exactly 1 for r = ratio,
-    and ratio is tuned so that the consumer's 1 - dt/tau equals ``decay``
-    (for about 9 in 10 values; the rest are 1 ulp off).
-    """
-    ratio = _nudge(1.0 / (1.0 - decay), lambda k: 1.0 - dt / (dt * k), decay)
-    return dt * ratio, ratio
-
-
-def step_decay(node, dt: float) -> np.ndarray:
-    """The per-step voltage decay (snnTorch's beta) of an IF/LIF node this exporter wrote:
-    1 - dt/tau, which :func:`_time_constant` makes equal to beta; 1 for IF."""
-    if isinstance(node, nir.IF):
-        return np.ones(np.shape(node.v_threshold))
-    return 1.0 - dt / np.asarray(node.tau, np.float64)
-
-
-def _per_neuron(name, field, value, shape) -> np.ndarray:
-    value = _float64(value)
-    try:
-        return np.broadcast_to(value, shape).copy()
-    except ValueError:
-        raise UnsupportedError(name, field, f"shape {value.shape} does not fit the layer's shape {shape}")
-
-
-def _decay(name, field, value, shape) -> np.ndarray:
-    """beta/alpha per neuron, clamped to [0, 1] as snnTorch's forward pass does."""
-    decay = _per_neuron(name, field, value, shape)
-    if not np.all(np.isfinite(decay)):
-        raise UnsupportedError(name, field, f"{field} holds NaN or infinite values")
-    return np.clip(decay, 0.0, 1.0)
-
-
-def _threshold(name, module, shape) -> np.ndarray:
-    threshold = _per_neuron(name, "threshold", module.threshold, shape)
-    if not np.all(np.isfinite(threshold)) or np.any(threshold <= 0):
-        # snnTorch derives its "already reset" flag from mem > threshold with
-        # mem = 0 after a spike; with threshold <= 0 that flag is set and its
-        # update departs from NIR's reset (it doubles or keeps mem).
-        raise UnsupportedError(name, "threshold", "thresholds must be finite and > 0; "
-                               f"got min {threshold.min():g}")
-    return threshold
-
-
-def _check_spiking_neuron(name, module) -> None:
-    """Refuse every snnTorch option whose effect NIR's neuron nodes cannot carry."""
-    mechanism = module.reset_mechanism
-    if mechanism != "zero" or int(module.reset_mechanism_val) != 1:
-        raise UnsupportedError(name, "reset_mechanism",
-                               f"reset {mechanism!r} (code {int(module.reset_mechanism_val)}) is not "
-                               "representable: NIR neurons reset to v_reset; use reset_mechanism='zero'")
-    if getattr(module, "reset_delay", True):
-        raise UnsupportedError(name, "reset_delay", "reset_delay=True resets one step late; NIR "
-                               "resets in the step of the spike: use reset_delay=False")
-    if getattr(module, "inhibition", False):
-        raise UnsupportedError(name, "inhibition", "winner-take-all inhibition has no NIR field")
-    if getattr(module, "state_quant", False):
-        raise UnsupportedError(name, "state_quant", "state quantisation has no NIR field")
-    factor = module.graded_spikes_factor
-    if isinstance(factor, nn.Parameter):
-        raise UnsupportedError(name, "graded_spikes_factor", "a learnable graded-spike factor has "
-                               "no NIR field")
-    if np.any(_float64(factor) != 1.0):
-        raise UnsupportedError(name, "graded_spikes_factor", "graded spikes (factor != 1) have no "
-                               "NIR field; NIR spikes are 1")
-    for param, _ in module.named_parameters(recurse=False):
-        if param not in NEURON_FIELDS_WITH_NIR_HOME:
-            raise UnsupportedError(name, param, f"learnable '{param}' has no NIR field")
-
-
-@register_converter(snn.Leaky)
-def _leaky(name, module: snn.Leaky, in_shape, dt):
-    _check_spiking_neuron(name, module)
-    beta = _decay(name, "beta", module.beta, in_shape)
-    threshold = _threshold(name, module, in_shape)
-    zeros = np.zeros(in_shape)
-    if np.all(beta == 1.0):  # no leak: tau would be infinite, NIR's IF is exact
-        r = _nudge(np.full(in_shape, 1.0 / dt), lambda r: dt * r, np.ones(in_shape))
-        return nir.IF(r=r, v_threshold=threshold, v_reset=zeros), in_shape
-    if np.any(beta == 1.0):
-        raise UnsupportedError(name, "beta", "mixes beta = 1 (no leak, NIR IF) with leaky neurons "
-                               "(NIR LIF) in one layer")
-    tau, r = _time_constant(beta, dt)
-    return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=threshold, v_reset=zeros), in_shape
-
-
-@register_converter(snn.Synaptic)
-def _synaptic(name, module: snn.Synaptic, in_shape, dt):
-    _check_spiking_neuron(name, module)
-    alpha = _decay(name, "alpha", module.alpha, in_shape)
-    beta = _decay(name, "beta", module.beta, in_shape)
-    for field_name, decay in (("alpha", alpha), ("beta", beta)):
-        if np.any(decay == 1.0):
-            raise UnsupportedError(name, field_name, f"{field_name} = 1 (no decay) gives an "
-                                   "infinite time constant in NIR's CubaLIF")
-    threshold = _threshold(name, module, in_shape)
-    tau_syn, w_in = _time_constant(alpha, dt)
-    tau_mem, r = _time_constant(beta, dt)
-    # the consumer's input gain: (dt/tau_mem) * r * (dt/tau_syn) * w_in, made exactly 1
-    w_in = _nudge(w_in, lambda w: (dt / tau_mem) * r * (dt / tau_syn) * w, np.ones(in_shape))
-    zeros = np.zeros(in_shape)
-    node = nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=zeros,
-                       v_threshold=threshold, v_reset=zeros, w_in=w_in)
-    return node, in_shape
 
 
 # --- convolution, BatchNorm folding, pooling --------------------------------------
@@ -376,14 +190,19 @@ def _pair(value) -> tuple:
     return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * 2
 
 
-def conv_node(name: str, module: nn.Conv2d, in_shape, bn=None):
-    """``nir.Conv2d`` (float64) for a torch Conv2d, with a following BatchNorm2d folded in."""
-    if len(in_shape) != 3 or in_shape[0] != module.in_channels:
-        raise UnsupportedError(name, "in_channels", f"expects input (C={module.in_channels}, H, W), "
-                               f"gets {in_shape}")
+def _check_conv_input(name: str, module, in_shape, spatial: str) -> None:
+    """A convolution's input is (C, *spatial) with its in_channels; it pads with zeros."""
+    if len(in_shape) != 1 + len(spatial.split(",")) or in_shape[0] != module.in_channels:
+        raise UnsupportedError(name, "in_channels", f"expects input (C={module.in_channels}, "
+                               f"{spatial}), gets {in_shape}")
     if module.padding_mode != "zeros":
         raise UnsupportedError(name, "padding_mode", f"padding_mode {module.padding_mode!r}: NIR "
                                "convolutions pad with zeros")
+
+
+def conv_node(name: str, module: nn.Conv2d, in_shape, bn=None):
+    """``nir.Conv2d`` (float64) for a torch Conv2d, with a following BatchNorm2d folded in."""
+    _check_conv_input(name, module, in_shape, "H, W")
     weight = _float64(module.weight)
     bias = None if module.bias is None else _float64(module.bias)
     if bn is not None:
@@ -430,15 +249,9 @@ def _batchnorm(name, module, in_shape, dt):
 
 @register_converter(nn.AvgPool2d)
 def _avgpool(name, module: nn.AvgPool2d, in_shape, dt):
-    if len(in_shape) != 3:
-        raise UnsupportedError(name, "input", f"needs a (C, H, W) input, gets {in_shape}")
-    if module.ceil_mode:
-        raise UnsupportedError(name, "ceil_mode", "ceil_mode=True has no NIR equivalent")
+    k, stride, pad = _pool_geometry(name, module, in_shape)
     if module.divisor_override is not None:
         raise UnsupportedError(name, "divisor_override", "NIR's AvgPool2d divides by the kernel size")
-    k = _pair(module.kernel_size)
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-    pad = _pair(module.padding)
     if any(pad) and not module.count_include_pad:
         raise UnsupportedError(name, "count_include_pad", "NIR's AvgPool2d counts padded pixels")
     c, h, w = in_shape
@@ -447,108 +260,53 @@ def _avgpool(name, module: nn.AvgPool2d, in_shape, dt):
     return node, (c,) + out
 
 
-# --- spikedeploy's neuron modules -------------------------------------------------
-
-def _module_shape(name, module, in_shape) -> tuple:
-    if tuple(module.shape) != tuple(in_shape):
-        raise UnsupportedError(name, "shape", f"the neuron layer has shape {tuple(module.shape)}, "
-                               f"its input has shape {tuple(in_shape)}")
-    return tuple(in_shape)
-
-
-def _unit_gain_r(shape, dt, gain=1.0) -> np.ndarray:
-    """r with dt * r == gain exactly (IF and I nodes: g = dt * r)."""
-    target = np.full(shape, float(gain))
-    return _nudge(target / dt, lambda r: dt * r, target)
+def _pool_geometry(name, module, in_shape):
+    if len(in_shape) != 3:
+        raise UnsupportedError(name, "input", f"needs a (C, H, W) input, gets {in_shape}")
+    if module.ceil_mode:
+        raise UnsupportedError(name, "ceil_mode", "ceil_mode=True has no NIR equivalent")
+    k = _pair(module.kernel_size)
+    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+    return k, stride, _pair(module.padding)
 
 
-@register_converter(LIF, IF, IMPLIF)
-def _lif_module(name, module: LIF, in_shape, dt):
-    shape = _module_shape(name, module, in_shape)
-    beta = _decay(name, "beta", module.beta, shape)
-    threshold = _per_neuron(name, "threshold", module.threshold, shape)
-    if not np.all(np.isfinite(threshold)):
-        raise UnsupportedError(name, "threshold", "thresholds must be finite")
-    v_init = _per_neuron(name, "v_init", module.v_init, shape)
-    if not np.all(np.isfinite(v_init)):
-        raise UnsupportedError(name, "v_init", "initial voltages must be finite")
-    zeros = np.zeros(shape)
-    metadata = {}
-    if module.reset_mechanism == "subtract":
-        metadata[RESET_MODE] = "subtract"
-    elif module.reset_mechanism != "zero":
-        raise UnsupportedError(name, "reset_mechanism", f"unknown reset {module.reset_mechanism!r}")
-    if np.any(v_init != 0):
-        metadata[V_INIT] = v_init
-    if np.all(beta == 1.0):
-        node = nir.IF(r=_unit_gain_r(shape, dt), v_threshold=threshold, v_reset=zeros,
-                      metadata=metadata)
-    elif np.any(beta == 1.0):
-        raise UnsupportedError(name, "beta", "mixes beta = 1 (no leak, NIR IF) with leaky neurons "
-                               "(NIR LIF) in one layer")
-    else:
-        tau, r = _time_constant(beta, dt)
-        node = nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=threshold, v_reset=zeros,
-                       metadata=metadata)
-    return node, shape
+@register_converter(nn.MaxPool2d)
+def _maxpool(name, module: nn.MaxPool2d, in_shape, dt):
+    raise UnsupportedError(name, "type", "MaxPool2d of real-valued currents (it does not follow a "
+                           "spiking neuron): a max is not a sum of weighted inputs, which is all "
+                           "a NIR edge or a Loihi synapse computes; pool the spikes instead (put "
+                           "the MaxPool2d after the neuron: the max of spikes is their OR) or use "
+                           "nn.AvgPool2d")
 
 
-@register_converter(Readout)
-def _readout(name, module: Readout, in_shape, dt):
-    shape = _module_shape(name, module, in_shape)
-    beta = _decay(name, "beta", module.beta, shape)
-    if np.all(beta == 1.0):
-        return nir.I(r=_unit_gain_r(shape, dt)), shape
-    if np.any(beta == 1.0):
-        raise UnsupportedError(name, "beta", "mixes beta = 1 (NIR I) with leaky (NIR LI) readouts")
-    tau, r = _time_constant(beta, dt)
-    return nir.LI(tau=tau, r=r, v_leak=np.zeros(shape)), shape
+def maxpool_of_spikes(name: str, module: nn.MaxPool2d, in_shape: tuple) -> Block:
+    """MaxPool2d of binary spikes: SumPool2d (the count of spikes in the window) feeding a
+    Threshold at 0.5 (z = count > 0.5), named ``name``: exactly the max of 0/1 values.
+    Padding pads with zeros where torch pads with -inf: the same max for spikes."""
+    k, stride, pad = _pool_geometry(name, module, in_shape)
+    if _pair(module.dilation) != (1, 1):
+        raise UnsupportedError(name, "dilation", "NIR's SumPool2d has no dilation")
+    if getattr(module, "return_indices", False):
+        raise UnsupportedError(name, "return_indices", "pooling indices have no NIR meaning")
+    c, h, w = in_shape
+    out = (c,) + tuple(int(v) for v in calculate_conv_output((h, w), pad, (1, 1), k, stride))
+    count = f"{name}_count"
+    pool = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(stride), padding=np.array(pad))
+    threshold = nir.Threshold(threshold=np.full(out, 0.5))
+    return Block({count: pool, name: threshold}, [(INPUT, count), (count, name)], [name], out)
 
 
-@register_converter(TSM)
-def _tsm(name, module: TSM, in_shape, dt):
-    inner = convert_layer(name, module.neuron, in_shape, dt)
-    if isinstance(inner, Block) or inner[0] is None:
-        raise UnsupportedError(name, "neuron", f"TSM wraps {type(module.neuron).__name__}, "
-                               "which is not a single neuron layer")
-    node, shape = inner
-    gains = _float64(module.gain).reshape(-1)
-    if not np.all(np.isfinite(gains)):
-        raise UnsupportedError(name, "gain", "TSM gains must be finite")
-    node.metadata = dict(node.metadata or {}, **{TSM_GAIN: gains})
-    return node, shape
-
-
-# --- composite modules ------------------------------------------------------------
-
-@register_converter(PreSpikeResidual)
-def _pre_spike_residual(name, module: PreSpikeResidual, in_shape, dt):
-    sn_name, conv_name = f"{name}_sn", f"{name}_conv"
-    sn = convert_layer(sn_name, module.sn, in_shape, dt)
-    if isinstance(sn, Block) or sn[0] is None:
-        raise UnsupportedError(sn_name, "type", "the block's activation must be one neuron layer")
-    conv, shape = conv_node(conv_name, module.conv, sn[1], module.bn)
-    if tuple(shape) != tuple(in_shape):
-        raise UnsupportedError(conv_name, "shape", f"the residual adds {shape} to {in_shape}")
-    return Block({sn_name: sn[0], conv_name: conv}, [(INPUT, sn_name), (sn_name, conv_name)],
-                 [conv_name, INPUT], tuple(shape))
-
-
-def chain_block(name: str, chain, in_shape, dt) -> Block:
-    """A composite given as an ordered list of (suffix, module): one node each, in a chain."""
-    block = Block(shape=tuple(in_shape))
-    previous = INPUT
-    for suffix, sub in chain:
-        node, block.shape = convert_layer(f"{name}_{suffix}", sub, block.shape, dt)
-        if node is None:
-            continue
-        block.nodes[f"{name}_{suffix}"] = node
-        block.edges.append((previous, f"{name}_{suffix}"))
-        previous = f"{name}_{suffix}"
-    block.outputs = [previous]
-    return block
-
-
-@register_converter(SpikingUGO)
-def _spiking_ugo(name, module: SpikingUGO, in_shape, dt):
-    return chain_block(name, module.nir_chain(), in_shape, dt)
+@register_converter(nn.Conv1d)
+def _conv1d(name, module: nn.Conv1d, in_shape, dt):
+    _check_conv_input(name, module, in_shape, "L")
+    weight = _float64(module.weight)
+    bias = np.zeros(weight.shape[0]) if module.bias is None else _float64(module.bias)
+    padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
+    if padding == "valid":
+        padding = 0
+    node = nir.Conv1d(input_shape=int(in_shape[1]), weight=weight, stride=int(module.stride[0]),
+                      padding=padding, dilation=int(module.dilation[0]),
+                      groups=int(module.groups), bias=bias)
+    length = calculate_conv_output(int(in_shape[1]), padding, int(module.dilation[0]),
+                                   weight.shape[2], int(module.stride[0]))
+    return node, (weight.shape[0], int(np.atleast_1d(length)[0]))

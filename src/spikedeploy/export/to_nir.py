@@ -1,13 +1,16 @@
-"""snnTorch ``nn.Sequential`` -> NIR graph, and writing it to disk.
+"""Any snnTorch model -> NIR graph, and writing it to disk.
 
-The graph is a chain::
-
-    input -> <layer 1> -> ... -> <layer n> -> output
-
-with nodes named as :func:`spikedeploy.models.sequential.layer_names` names
-the Sequential's children (fc1, lif1, fc2, lif2 for the reference MLP), the
-same names :func:`~spikedeploy.models.sequential.run_snntorch` uses for its
-spike trains. Per-layer conversion rules are in :mod:`.layers`.
+:func:`export_model` runs the model on a small input and reads its graph from
+what ``forward`` really computes (:mod:`spikedeploy.models.trace`,
+:mod:`.trace_graph`): an ``nn.Sequential`` of ``init_hidden`` neurons called
+once per step, or a module whose ``forward`` loops over the time steps of a
+(T, N, ...) sequence, or repeats one (N, ...) input over its own steps. Nodes
+are named as :mod:`spikedeploy.models.naming` names the modules (fc1, lif1,
+fc2, lif2 for the reference MLP), the names
+:func:`~spikedeploy.models.run.run_snntorch` keys its spike trains with.
+Per-layer conversion rules are in :mod:`.layers`, :mod:`.snntorch_neurons`
+and :mod:`.own_modules`; ``strict_nir`` rewrites to NIR primitives only
+(:mod:`.strict`).
 
 NIR files hold no time step, encoding or readout, so the exporter adds
 graph-level metadata (keys defined in :mod:`spikedeploy.metadata`):
@@ -49,56 +52,60 @@ from ..errors import SpikedeployError, UnsupportedError
 from ..fileio import write_atomically
 from ..metadata import DEFAULT_DT, DEFAULT_READOUT, ENCODINGS, READOUTS
 from ..models.checkpoint import input_shape_of, load_checkpoint
-from ..models.sequential import layer_names
-from .layers import (BATCHNORMS, INPUT, _unit_gain_r, convert_block, convert_with_batchnorm,
-                     step_decay)
+from ..models.trace import trace_module
+from .layers import CONVERTERS, REFUSED
+from .snntorch_neurons import explain_failure
+from .strict import make_strict
+from .trace_graph import build_graph
+
+TRACE_STEPS = 2      # steps a step-by-step or sequence model is traced for (enough to see loops)
 
 
-def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
+def export_model(model: nn.Module, input_shape, dt: float = DEFAULT_DT,
                  metadata: dict | None = None, readout: str | None = None,
-                 threshold_scale: float = 1.0, strict_nir: bool = False) -> nir.NIRGraph:
-    """Convert an snnTorch ``nn.Sequential`` to a NIR graph (see module docstring).
+                 threshold_scale: float = 1.0, strict_nir: bool = False,
+                 num_steps: int | None = None, forward: str | None = None) -> nir.NIRGraph:
+    """Convert any snnTorch model to a NIR graph (see module docstring).
 
-    ``input_shape`` excludes batch and time, e.g. ``(64,)``. ``metadata``
-    adds graph-level entries (e.g. ``spikedeploy.num_steps``); it may not
-    contradict ``dt``. ``readout``: how the output is read (``spike_count``,
-    ``mean`` or ``last_step``; graph metadata ``spikedeploy.readout``).
-    ``threshold_scale``: threshold guidance gamma applied at export (every
-    spiking node's v_threshold x gamma; recorded as
+    ``input_shape``: one step's input without the batch, e.g. ``(64,)`` or
+    ``(1, 28, 28)``. ``num_steps``: the run length T (graph metadata
+    ``spikedeploy.num_steps``; a model that loops over its own steps fixes it).
+    ``forward``: "step" (one call per step) or "sequence" (``forward`` loops
+    over time itself); detected when None. ``metadata`` adds graph-level
+    entries; it may not contradict ``dt``. ``readout``: how the output is read
+    (``spike_count``, ``mean`` or ``last_step``; graph metadata
+    ``spikedeploy.readout``). ``threshold_scale``: threshold guidance gamma
+    applied at export (every spiking node's v_threshold x gamma; recorded as
     ``spikedeploy.threshold_scale``). ``strict_nir``: express everything
-    with NIR primitives alone -- initial voltages (IMP) become the clock
-    construction of :func:`strict_initial_voltage`; mechanisms with no
-    pure-NIR form (TSM gains, subtractive reset) are refused.
+    with NIR primitives alone (:mod:`.strict`); what has no pure-NIR form is
+    refused.
     """
     dt = _check_dt(dt)
     input_shape = _shape(input_shape)
-    names = layer_names(model)
-    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
-    edges: list[tuple[str, str]] = []
-    sources, shape = ["input"], input_shape     # the nodes whose sum is the current value
-    items = list(zip(names, model))
-    i = 0
-    while i < len(items):
-        name, module = items[i]
-        follower = items[i + 1][1] if i + 1 < len(items) else None
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and isinstance(follower, BATCHNORMS):
-            block = convert_with_batchnorm(name, module, follower, shape, dt)
-            i += 2
-        else:
-            block = convert_block(name, module, shape, dt)
-            i += 1
-        for node_name, node in block.nodes.items():
-            if node_name in nodes:
-                raise SpikedeployError(f"layer '{name}' produces node '{node_name}', which exists "
-                                       "already; name the layers explicitly")
-            nodes[node_name] = node
-        for a, b in block.edges:
-            edges += [(src, b) for src in sources] if a == INPUT else [(a, b)]
-        sources = [src for out in block.outputs for src in (sources if out == INPUT else [out])]
-        shape = block.shape
-    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
-    edges += [(src, "output") for src in sources]
+    if forward not in (None, "step", "sequence"):
+        raise SpikedeployError(f"unknown forward style {forward!r} (step|sequence)")
+    if num_steps is not None and (not isinstance(num_steps, numbers.Integral) or num_steps < 1):
+        raise SpikedeployError(f"num_steps must be a positive integer, got {num_steps!r}")
+    steps = min(TRACE_STEPS, num_steps or TRACE_STEPS)
+    style = forward
+    if forward == "sequence":
+        style = None                      # "sequence" or "repeat": the trace tells
+    trace = trace_module(model, input_shape, steps, style=style, is_leaf=_is_leaf,
+                         explain=_explain_failure)
+    if forward == "sequence" and trace.style == "step":
+        raise SpikedeployError("the model does not loop over time steps itself (--forward step)")
+    traced = build_graph(trace, dt)
+    nodes = {"input": nir.Input(input_type={"input": np.array(input_shape)}), **traced.nodes}
+    edges = list(traced.edges)
     extra = dict(metadata or {})
+    if trace.style == "repeat":
+        if num_steps is not None and num_steps != trace.num_steps:
+            raise SpikedeployError(f"the model runs {trace.num_steps} steps of its own, not "
+                                   f"{num_steps}")
+        num_steps = trace.num_steps
+    if num_steps is not None:
+        extra.setdefault(meta.NUM_STEPS, int(num_steps))
+    readout = readout or traced.readout
     if readout is not None:
         if readout not in READOUTS:
             raise SpikedeployError(f"unknown readout {readout!r} ({'|'.join(READOUTS)})")
@@ -110,8 +117,9 @@ def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
                 node.v_threshold = np.asarray(node.v_threshold, np.float64) * gamma
         extra[meta.THRESHOLD_SCALE] = gamma
     if strict_nir:
-        strict_initial_voltage(nodes, edges, dt)
+        make_strict(nodes, edges, dt)
         extra[meta.STRICT_NIR] = 1
+    nodes["output"] = nir.Output(output_type={"output": np.array(traced.output_shape)})
     graph_meta = _graph_metadata(dt, extra)
     try:
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta)
@@ -119,6 +127,20 @@ def export_model(model: nn.Sequential, input_shape, dt: float = DEFAULT_DT,
         # NIR's type inference does not cover every layout (e.g. Affine on a (C, H, W) input);
         # spikedeploy's lowering checks every shape itself.
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph_meta, type_check=False)
+
+
+def _explain_failure(name, module, in_shape, exc):
+    """Why a layer failed while the model ran, when a refusal says it better."""
+    if type(module) in REFUSED:
+        return UnsupportedError(name, "type", f"{type(module).__name__} cannot be exported to NIR: "
+                                f"{REFUSED[type(module)]}")
+    return explain_failure(name, module, in_shape, exc)
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """A layer the exporter converts as a whole (its inside is not traced)."""
+    return (type(module) in CONVERTERS or type(module) in REFUSED or not list(module.children())
+            or isinstance(module, snntorch.SpikingNeuron))
 
 
 SPIKING_NODES = (nir.IF, nir.LIF, nir.CubaLIF)
@@ -132,68 +154,6 @@ def _check_threshold_scale(gamma) -> float:
     if not (np.isfinite(gamma) and gamma > 0):
         raise SpikedeployError(f"threshold scale must be a positive number, got {gamma}")
     return gamma
-
-
-CLOCK_DRIVE, CLOCK, CLOCK_LATCH = "strict_clock_drive", "strict_clock", "strict_clock_latch"
-
-
-def strict_initial_voltage(nodes: dict, edges: list, dt: float) -> None:
-    """Replace ``spikedeploy.v_init`` metadata by a pure-NIR construction (in place).
-
-    A clock neuron fires once, at each sample's first step, and feeds every
-    such neuron layer through a Linear whose weights add the initial voltage:
-
-    * ``strict_clock_drive``: Affine from the input, weights 0, bias 1 (a
-      constant current of 1 into the clock);
-    * ``strict_clock``: IF (threshold 0.5, reset to 0) -- fires at step 0;
-    * ``strict_clock_latch``: I with gain -2 fed by the clock: its voltage is
-      -2 from step 0 on, and it feeds back into the clock (a recurrent edge,
-      so the clock reads its value of the previous step): the clock's voltage
-      goes 1 (spike), -1, -2, ... and never fires again;
-    * ``strict_v0_<layer>``: Linear (size, 1) from the clock into the layer,
-      weight beta * v0 (beta = 1 for IF: the exporter writes unit input gain),
-      so the layer's first-step voltage is that of a neuron started at v0 (same
-      value up to float rounding of the sum).
-
-    Only for neurons with no synaptic state (IF, LIF) of 1-D shape. Graphs
-    with TSM gains or subtractive reset have no pure-NIR form and are refused.
-    """
-    targets = []
-    for name, node in list(nodes.items()):
-        node_meta = dict(getattr(node, "metadata", None) or {})
-        if meta.TSM_GAIN in node_meta:
-            raise UnsupportedError(name, meta.TSM_GAIN, "TSM's per-step gains have no pure-NIR "
-                                   "form; export without strict NIR (the gains are node metadata "
-                                   "that spikedeploy's simulators honour)")
-        if str(node_meta.get(meta.RESET_MODE, "zero")) == "subtract":
-            raise UnsupportedError(name, meta.RESET_MODE, "subtractive reset has no pure-NIR form "
-                                   "(NIR neurons reset to v_reset); export without strict NIR")
-        if meta.V_INIT not in node_meta:
-            continue
-        if not isinstance(node, (nir.IF, nir.LIF)):
-            raise UnsupportedError(name, meta.V_INIT, f"strict NIR initial voltage needs an IF or "
-                                   f"LIF node, not {type(node).__name__}")
-        v0 = np.asarray(node_meta[meta.V_INIT], np.float64)
-        if v0.ndim != 1:
-            raise UnsupportedError(name, meta.V_INIT, f"strict NIR initial voltage supports 1-D "
-                                   f"layers only; this one has shape {v0.shape}")
-        weight = (step_decay(node, dt) * v0).reshape(-1, 1)
-        targets.append((name, weight))
-        del node_meta[meta.V_INIT]
-        node.metadata = node_meta
-    if not targets:
-        return
-    inputs = [n for n, node in nodes.items() if isinstance(node, nir.Input)]
-    in_size = int(np.prod(np.asarray(nodes[inputs[0]].input_type["input"])))
-    one = np.ones(1)
-    nodes[CLOCK_DRIVE] = nir.Affine(weight=np.zeros((1, in_size)), bias=one.copy())
-    nodes[CLOCK] = nir.IF(r=_unit_gain_r((1,), dt), v_threshold=np.full(1, 0.5), v_reset=np.zeros(1))
-    nodes[CLOCK_LATCH] = nir.I(r=_unit_gain_r((1,), dt, gain=-2.0))
-    edges += [(inputs[0], CLOCK_DRIVE), (CLOCK_DRIVE, CLOCK), (CLOCK, CLOCK_LATCH),
-              (CLOCK_LATCH, CLOCK)]
-    for name, weight in targets:
-        nodes[f"strict_v0_{name}"] = nir.Linear(weight=weight)
-        edges += [(CLOCK, f"strict_v0_{name}"), (f"strict_v0_{name}", name)]
 
 
 def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
@@ -212,7 +172,8 @@ def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
         metadata[meta.SNNTORCH_ACCURACY] = float(config["test_accuracy"])
     return export_model(checkpoint.model, input_shape_of(config), dt=config["dt"],
                         metadata=metadata, readout=config.get("readout", DEFAULT_READOUT),
-                        threshold_scale=threshold_scale, strict_nir=strict_nir)
+                        threshold_scale=threshold_scale, strict_nir=strict_nir,
+                        num_steps=int(config["num_steps"]))
 
 
 def write_nir(graph: nir.NIRGraph, path) -> Path:

@@ -29,7 +29,8 @@ from .losses import lts_loss, tet_s_loss
 from .mlp import build_mlp
 from .neurons import IF, IMPLIF, LIF, TSM, Readout, reset_state, scale_thresholds
 from .residual import PreSpikeResidual
-from .sequential import layer_names, run_snntorch
+from .naming import layer_names
+from .run import run_snntorch
 from .train import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [

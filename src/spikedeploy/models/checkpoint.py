@@ -215,20 +215,27 @@ def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
         raise SpikedeployError(f"{weights_path}: corrupt or truncated safetensors file ({reason})")
 
 
-def _load_state(model: nn.Module, state: dict, weights_path: Path, config: dict) -> None:
-    expected = model.state_dict()
+def check_state(expected: dict, state: dict, path, source: str) -> None:
+    """One-line errors for a state_dict that does not fit ``expected`` (the model's own,
+    built from ``source``): missing or unexpected keys, wrong shapes, NaN/inf values."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + \
                 ([f"unexpected {', '.join(unexpected)}"] if unexpected else [])
-        raise SpikedeployError(f"{weights_path}: does not match config.json ({'; '.join(parts)})")
+        raise SpikedeployError(f"{path}: does not match {source} ({'; '.join(parts)})")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise SpikedeployError(f"{weights_path}: tensor '{key}' has shape {tuple(tensor.shape)}, "
-                                   f"config.json implies {tuple(expected[key].shape)}")
+            raise SpikedeployError(f"{path}: tensor '{key}' has shape {tuple(tensor.shape)}, "
+                                   f"{source} gives {tuple(expected[key].shape)}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise SpikedeployError(f"{weights_path}: tensor '{key}' holds NaN or infinite values")
+            raise SpikedeployError(f"{path}: tensor '{key}' holds NaN or infinite values")
+
+
+def _load_state(model: nn.Module, state: dict, weights_path: Path, config: dict) -> None:
+    expected = model.state_dict()
+    check_state(expected, state, weights_path, "config.json")
+    for key, tensor in state.items():
         if key.endswith("reset_mechanism_val") and "reset_mechanism" in config:
             # snnTorch picks its update function from the constructor argument,
             # not from this buffer: a disagreement would give a hybrid neuron.

@@ -15,7 +15,7 @@ every neuron's own parameters travel through the NIR file.
 
 Loss: cross-entropy of the output spike counts over T (readout
 ``spike_count``), Adam, float32; the test accuracy is measured in float64
-with :func:`~spikedeploy.models.sequential.run_snntorch`. The exporter maps
+with :func:`~spikedeploy.models.run.run_snntorch`. The exporter maps
 Conv2d -> ``nir.Conv2d`` (with ``input_shape``), AvgPool2d ->
 ``nir.AvgPool2d``, Flatten -> ``nir.Flatten``, Linear -> ``nir.Affine``,
 Leaky -> ``nir.LIF``.

@@ -27,7 +27,7 @@ from .data import load_digits_split
 from .fit import Timer, Trained, adam_epochs, base_config, run_steps
 from .neurons import Readout, freeze_tsm, tsm_parameters
 from .residual import residual_trunk
-from .sequential import run_snntorch
+from .run import run_snntorch
 
 ARCHITECTURE = "sdm-denoiser"
 INPUT_SHAPE = (1, 8, 8)

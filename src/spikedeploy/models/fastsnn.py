@@ -44,7 +44,7 @@ from .data import NUM_CLASSES, NUM_PIXELS
 from .fit import Timer, Trained, accuracy, adam_epochs, base_config, digits
 from .neurons import IF, Readout
 from .relu_onnx import relu_mlp_from_onnx
-from .sequential import run_snntorch
+from .run import run_snntorch
 
 ARCHITECTURE = "fastsnn-mlp"
 READOUT = "last_step"

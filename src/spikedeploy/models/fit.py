@@ -2,7 +2,7 @@
 
 Every recipe trains in float32 on the digits split of its seed with direct
 (analog) input -- the image repeated at every step -- and measures the test
-accuracy in float64 with :func:`~spikedeploy.models.sequential.run_snntorch`
+accuracy in float64 with :func:`~spikedeploy.models.run.run_snntorch`
 and the readout it was trained for (the same quantity ``spikedeploy
 verify`` measures on the exported graph).
 """
@@ -21,7 +21,7 @@ from ..metadata import DEFAULT_DT
 from ..readout import predictions
 from .data import DigitsSplit, direct_encode, load_digits_split
 from .neurons import reset_state
-from .sequential import run_snntorch
+from .run import run_snntorch
 
 
 @dataclass

@@ -11,15 +11,14 @@ previous step), with an ``nn.Linear(H, H)`` (with bias) as the recurrent
 connection. Both neuron layers have per-neuron beta (drawn in [0.8, 0.95)
 from the seed, fixed) and threshold tensors (learnt from 1.0).
 
-The exporter (:mod:`spikedeploy.export.recurrent_layers`) writes
+The exporter (:mod:`spikedeploy.export.snntorch_neurons`) writes
 ``rlif1`` as a ``nir.LIF`` plus ``rlif1_rec`` (``nir.Affine``) with the
 edges rlif1 -> rlif1_rec -> rlif1: a cycle whose closing edge reads the
 previous step.
 
-``snn.RSynaptic`` has no variant here: snnTorch 1.0's RSynaptic ignores
-``reset_delay=False`` (see :data:`spikedeploy.export.recurrent_layers.RSYNAPTIC_REASON`),
-so it always resets one step late, which NIR cannot express; the exporter
-refuses it.
+There is no RSynaptic recipe: snnTorch 1.0's RSynaptic ignores
+``reset_delay=False`` and always resets one step late; users' RSynaptic
+layers export with that delayed reset as metadata.
 """
 from __future__ import annotations
 

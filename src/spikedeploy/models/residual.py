@@ -11,7 +11,7 @@ equalises their latency.
 
 Composite modules expose the neurons inside them with
 ``spiking_layers() -> {suffix: module}``: their NIR node and their record in
-:func:`~spikedeploy.models.sequential.run_snntorch` are named
+:func:`~spikedeploy.models.run.run_snntorch` are named
 ``<block name>_<suffix>``.
 """
 from __future__ import annotations

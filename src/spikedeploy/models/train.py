@@ -28,7 +28,7 @@ from ..readout import predictions
 from .data import DigitsSplit, direct_encode, encode, load_digits_split, rate_encode
 from .mlp import build_mlp
 from .neurons import reset_state
-from .sequential import run_snntorch
+from .run import run_snntorch
 
 
 @dataclass

@@ -203,7 +203,7 @@ def error_vs_steps(ugo: UGO, name: str, steps=(8, 16, 32, 64, 128), n: int = 512
     Each row: T, max and mean |SNN - f|, max |SNN - ANN|, and the ANN's own
     max |ANN - f| (the floor T cannot beat). float64, snnTorch run.
     """
-    from .sequential import run_snntorch
+    from .run import run_snntorch
 
     spec = function(name)
     rows = []
