@@ -167,3 +167,57 @@ def test_every_reset_on_lava_float_and_bit_exact_fixed(kind, tmp_path):
     neurons = [n for n in program.ops if n.endswith("_lif") or n == "final"]
     quantised = compare_records(ref, ref_fx, layers=neurons)       # in float units
     assert quantised.disagreement < 0.05, quantised.to_dict()
+
+
+class SequenceNet(nn.Module):
+    """Custom forward over (T, N, ...) passing every state explicitly: Synaptic's (syn, mem),
+    RLeaky's (spk, mem), a one-to-one RSynaptic's (spk, syn, mem)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 16)
+        self.syn1 = snn.Synaptic(alpha=0.8, beta=0.9, learn_threshold=True)
+        self.fc2 = nn.Linear(16, 16)
+        self.rlif2 = snn.RLeaky(beta=0.9, linear_features=16)
+        self.fc3 = nn.Linear(16, 5)
+        self.rsyn3 = snn.RSynaptic(alpha=0.6, beta=0.9, all_to_all=False, V=0.5)
+        with torch.no_grad():
+            for fc in (self.fc1, self.fc2, self.fc3):
+                fc.weight.mul_(4)
+
+    def forward(self, x):
+        syn1, mem1 = self.syn1.init_synaptic()
+        spk2, mem2 = self.rlif2.init_rleaky()
+        spk3, syn3, mem3 = self.rsyn3.init_rsynaptic()
+        out = []
+        for t in range(x.shape[0]):
+            spk1, syn1, mem1 = self.syn1(self.fc1(x[t]), syn1, mem1)
+            spk2, mem2 = self.rlif2(self.fc2(spk1), spk2, mem2)
+            spk3, syn3, mem3 = self.rsyn3(self.fc3(spk2), spk3, syn3, mem3)
+            out.append(spk3)
+        return torch.stack(out)
+
+
+def test_states_passed_explicitly_in_a_custom_forward(tmp_path):
+    torch.manual_seed(4)
+    model = SequenceNet()
+    read, program = through_file(export_model(model, (12,), num_steps=15), tmp_path)
+    x = _spikes(4, (15, 6, 12))
+    assert_every_layer_equal(run_snntorch(model, x), simulate(program, x), 3)
+
+
+def test_conv1d_with_batchnorm1d_folded(tmp_path):
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.BatchNorm1d(4),
+                          snn.Leaky(beta=0.8, init_hidden=True), nn.Flatten(),
+                          nn.Linear(64, 5), snn.Leaky(beta=0.8, init_hidden=True))
+    with torch.no_grad():
+        model[0].weight.mul_(4)
+        model[4].weight.mul_(4)
+        model[1].running_mean.uniform_(-0.2, 0.2)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].weight.uniform_(0.5, 1.5)
+    graph, program = through_file(export_model(model, (2, 16)), tmp_path)
+    assert "bn1" not in graph.nodes                     # folded into the convolution
+    x = _spikes(5, (15, 6, 2, 16))
+    assert_every_layer_equal(run_snntorch(model, x), simulate(program, x), 2)

@@ -165,7 +165,7 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def fold_batchnorm(name: str, weight: np.ndarray, bias: np.ndarray | None, bn) -> tuple:
-    """(w', b') of a Conv2d/Linear followed by BatchNorm in evaluation mode, in float64.
+    """(w', b') of a Conv2d/Conv1d/Linear followed by BatchNorm in evaluation mode, in float64.
 
     y = gamma * (W x + b - mean) / sqrt(var + eps) + beta
       = (W * k) x + (b - mean) * k + beta,   k = gamma / sqrt(var + eps) per output channel.
@@ -227,9 +227,13 @@ def _conv2d(name, module: nn.Conv2d, in_shape, dt):
 
 
 def convert_with_batchnorm(name: str, module: nn.Module, bn, in_shape: tuple, dt: float) -> Block:
-    """A Conv2d/Linear and the BatchNorm right after it, as one folded node named ``name``."""
+    """A Conv2d/Conv1d/Linear and the BatchNorm right after it, as one folded node named
+    ``name``."""
     if isinstance(module, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
         node, shape = conv_node(name, module, in_shape, bn)
+        return Block.single(name, node, shape)
+    if isinstance(module, nn.Conv1d) and isinstance(bn, nn.BatchNorm1d):
+        node, shape = conv1d_node(name, module, in_shape, bn)
         return Block.single(name, node, shape)
     if isinstance(module, nn.Linear) and isinstance(bn, nn.BatchNorm1d):
         node, shape = _linear(name, module, in_shape, dt)
@@ -243,8 +247,8 @@ def convert_with_batchnorm(name: str, module: nn.Module, bn, in_shape: tuple, dt
 @register_converter(*BATCHNORMS)
 def _batchnorm(name, module, in_shape, dt):
     raise UnsupportedError(name, "type", f"{type(module).__name__} must directly follow a Conv2d "
-                           "(BatchNorm2d) or Linear (BatchNorm1d): it is folded into that layer's "
-                           "weights and bias at export")
+                           "(BatchNorm2d), Conv1d or Linear (BatchNorm1d): it is folded into that "
+                           "layer's weights and bias at export")
 
 
 @register_converter(nn.AvgPool2d)
@@ -298,9 +302,18 @@ def maxpool_of_spikes(name: str, module: nn.MaxPool2d, in_shape: tuple) -> Block
 
 @register_converter(nn.Conv1d)
 def _conv1d(name, module: nn.Conv1d, in_shape, dt):
+    return conv1d_node(name, module, in_shape)
+
+
+def conv1d_node(name: str, module: nn.Conv1d, in_shape, bn=None):
+    """``nir.Conv1d`` (float64) for a torch Conv1d, with a following BatchNorm1d folded in."""
     _check_conv_input(name, module, in_shape, "L")
     weight = _float64(module.weight)
-    bias = np.zeros(weight.shape[0]) if module.bias is None else _float64(module.bias)
+    bias = None if module.bias is None else _float64(module.bias)
+    if bn is not None:
+        weight, bias = fold_batchnorm(name, weight, bias, bn)
+    if bias is None:
+        bias = np.zeros(weight.shape[0])
     padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
     if padding == "valid":
         padding = 0

@@ -207,13 +207,13 @@ class _Builder:
         self._wire(node, block, inputs)
 
     def _foldable(self, inputs: list[Source]) -> str | None:
-        """The Conv2d/Linear a BatchNorm reads, if that is all the BatchNorm reads and the
+        """The Conv2d/Conv1d/Linear a BatchNorm reads, if that is all the BatchNorm reads and the
         BatchNorm all that reads it (then the BatchNorm folds into its weights)."""
         if len(inputs) != 1 or inputs[0].delay:
             return None
         producer = self._producer_module(inputs[0].node)
         if producer is None or not isinstance(self.by_node[producer][0].module,
-                                              (nn.Conv2d, nn.Linear)):
+                                              (nn.Conv2d, nn.Conv1d, nn.Linear)):
             return None
         consumers = {c.node for c in self.trace.calls if c.node != producer and
                      any(isinstance(v, Value) and v.source == producer for v in _values(c))}
