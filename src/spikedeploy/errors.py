@@ -16,3 +16,10 @@ class UnsupportedError(SpikedeployError):
         self.node, self.field, self.reason, self.backend = node, field, reason, backend
         where = f" ({backend})" if backend else ""
         super().__init__(f"node '{node}', field '{field}'{where}: {reason}")
+
+
+def first_line(exc: BaseException, fallback: str = "") -> str:
+    """The first line of an exception's message (``fallback`` when it has none): what a
+    one-line error quotes of an exception raised by a library or the user's code."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else fallback

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from ..errors import SpikedeployError
+from ..errors import SpikedeployError, first_line
 from ..metadata import ENCODINGS, READOUTS
 
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug, but still one line unless debugging
         if os.environ.get("SPIKEDEPLOY_DEBUG"):
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = first_line(exc)
         print(f"spikedeploy: internal error: {type(exc).__name__}: {text} "
               "(set SPIKEDEPLOY_DEBUG=1 for a traceback)", file=sys.stderr)
         return 3

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import first_line   # plain Python: usable even when the imports below fail
+
 
 def main(job_dir: str) -> int:
     job_dir = Path(job_dir)
@@ -41,7 +43,7 @@ def main(job_dir: str) -> int:
         (job_dir / "error.txt").write_text(str(exc))
         return 2
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        msg = first_line(exc)
         (job_dir / "error.txt").write_text(f"Lava run failed: {type(exc).__name__}: {msg}")
         return 3
 

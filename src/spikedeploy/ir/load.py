@@ -7,7 +7,7 @@ import h5py
 import nir
 import numpy as np
 
-from ..errors import SpikedeployError
+from ..errors import SpikedeployError, first_line
 from ..metadata import DEFAULT_DT, DT, metadata_value
 
 
@@ -42,7 +42,7 @@ def read_nir(path) -> nir.NIRGraph:
 
 
 def _describe(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

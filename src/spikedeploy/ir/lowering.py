@@ -18,7 +18,7 @@ from typing import Callable
 import nir
 import numpy as np
 
-from ..errors import SpikedeployError, UnsupportedError
+from ..errors import SpikedeployError, UnsupportedError, first_line
 from .conv_geometry import ConvGeometry
 from .graph import FlatGraph, flatten_graph, node_shape
 from .load import graph_dt
@@ -318,7 +318,7 @@ def _in_shape(name, shapes, preds) -> tuple:
 def _as_problem(name: str, exc: Exception) -> UnsupportedError:
     if isinstance(exc, UnsupportedError):
         return exc
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc, type(exc).__name__)
     return UnsupportedError(name, "shape" if "shape" in text else "value", text)
 
 

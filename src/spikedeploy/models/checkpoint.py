@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import SpikedeployError
+from ..errors import SpikedeployError, first_line
 from ..fileio import write_atomically
 from ..metadata import ENCODINGS, READOUTS
 from .mlp import ARCHITECTURE as MLP, build_mlp
@@ -211,7 +211,7 @@ def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc, type(exc).__name__)
         raise SpikedeployError(f"{weights_path}: corrupt or truncated safetensors file ({reason})")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SpikedeployError
+from ..errors import SpikedeployError, first_line
 
 
 def relu_mlp_from_onnx(path) -> nn.Sequential:
@@ -33,7 +33,7 @@ def relu_mlp_from_onnx(path) -> nn.Sequential:
         onnx.checker.check_model(proto)
     except Exception as exc:   # noqa: BLE001 - onnx raises many types for bad files
         raise SpikedeployError(f"{path}: not a valid ONNX model ({type(exc).__name__}: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})")
+                               f"{first_line(exc)})")
     graph = proto.graph
     consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
     for node in graph.node:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import SpikedeployError
+from ..errors import SpikedeployError, first_line
 from .checkpoint import check_state
 
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")   # common checkpoint layouts
@@ -92,7 +92,7 @@ def _located(exc: BaseException, path: Path, doing: str) -> str:
     for frame in traceback.extract_tb(exc.__traceback__):
         if Path(frame.filename).resolve() == path.resolve():
             line = frame.lineno
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     where = f"{path}:{line}" if line else str(path)
     return f"{where}: {type(exc).__name__} while {doing}" + (f": {text}" if text else "")
 
@@ -110,7 +110,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise SpikedeployError(f"{path}: corrupt or truncated safetensors file "
-                                   f"({_first_line(exc)})") from None
+                                   f"({first_line(exc, type(exc).__name__)})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -119,7 +119,7 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
                                "unpickled: save model.state_dict() instead") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise SpikedeployError(f"{path}: not a readable torch state_dict file "
-                               f"({_first_line(exc)})") from None
+                               f"({first_line(exc, type(exc).__name__)})") from None
     if isinstance(state, dict) and not _tensors(state):
         for key in STATE_DICT_KEYS:
             if isinstance(state.get(key), dict) and _tensors(state[key]):
@@ -132,11 +132,6 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
 
 def _tensors(d: dict) -> bool:
     return bool(d) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in d.items())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_weights(model: nn.Module, path) -> None:
