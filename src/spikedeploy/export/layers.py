@@ -200,15 +200,20 @@ def _check_conv_input(name: str, module, in_shape, spatial: str) -> None:
                                "convolutions pad with zeros")
 
 
-def conv_node(name: str, module: nn.Conv2d, in_shape, bn=None):
-    """``nir.Conv2d`` (float64) for a torch Conv2d, with a following BatchNorm2d folded in."""
-    _check_conv_input(name, module, in_shape, "H, W")
+def _conv_weights(name: str, module, in_shape, spatial: str, bn) -> tuple:
+    """(weight, bias) of a Conv1d/Conv2d in float64, a following BatchNorm folded in (a
+    zero bias when there is none), after checking its input."""
+    _check_conv_input(name, module, in_shape, spatial)
     weight = _float64(module.weight)
     bias = None if module.bias is None else _float64(module.bias)
     if bn is not None:
         weight, bias = fold_batchnorm(name, weight, bias, bn)
-    if bias is None:
-        bias = np.zeros(weight.shape[0])
+    return weight, np.zeros(weight.shape[0]) if bias is None else bias
+
+
+def conv_node(name: str, module: nn.Conv2d, in_shape, bn=None):
+    """``nir.Conv2d`` (float64) for a torch Conv2d, with a following BatchNorm2d folded in."""
+    weight, bias = _conv_weights(name, module, in_shape, "H, W", bn)
     stride, dilation = _pair(module.stride), _pair(module.dilation)
     _, h, w = in_shape
     if isinstance(module.padding, str):   # "same" (stride 1): torch puts the extra pixel after
@@ -307,13 +312,7 @@ def _conv1d(name, module: nn.Conv1d, in_shape, dt):
 
 def conv1d_node(name: str, module: nn.Conv1d, in_shape, bn=None):
     """``nir.Conv1d`` (float64) for a torch Conv1d, with a following BatchNorm1d folded in."""
-    _check_conv_input(name, module, in_shape, "L")
-    weight = _float64(module.weight)
-    bias = None if module.bias is None else _float64(module.bias)
-    if bn is not None:
-        weight, bias = fold_batchnorm(name, weight, bias, bn)
-    if bias is None:
-        bias = np.zeros(weight.shape[0])
+    weight, bias = _conv_weights(name, module, in_shape, "L", bn)
     padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
     if padding == "valid":
         padding = 0

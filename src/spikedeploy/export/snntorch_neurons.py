@@ -53,7 +53,7 @@ from .neuron_nodes import decay, float64, leaky_node, per_neuron, synaptic_node
 
 RECURRENT_SUFFIX = "_rec"
 # learnable values a NIR neuron node or our metadata carries (their trained values are exported)
-EXPORTED_PARAMETERS = {"beta", "alpha", "threshold", "graded_spikes_factor", "V"}
+EXPORTED_PARAMETERS = ("beta", "alpha", "threshold", "graded_spikes_factor", "V")
 _STATE_FUNCTION_MODE = {"_base_sub": "subtract", "_base_zero": "zero", "_base_int": "none"}
 _MECHANISM_NAMES = ("subtract", "zero", "none")       # snnTorch's reset_mechanism_val codes
 
@@ -211,7 +211,7 @@ def explain_failure(name, module, in_shape: tuple, exc: Exception):
                                 "spk argument, None, by the graded spike factor); with explicit "
                                 "state it ignores the flag and resets one step late: use "
                                 "reset_delay=True, which is what it computes")
-    for field_name in ("beta", "alpha", "threshold", "graded_spikes_factor", "V"):
+    for field_name in EXPORTED_PARAMETERS:
         value = getattr(module, field_name, None)
         if value is None or not hasattr(value, "shape"):
             continue

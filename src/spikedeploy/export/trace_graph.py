@@ -85,7 +85,6 @@ class _Builder:
         self.graph = TracedGraph()
         self.names: dict[str, str] = {INPUT: "input"}       # trace node -> NIR node name
         self.converted: dict[str, list[Source]] = {}         # trace node -> its output sources
-        self.fold: dict[str, str] = {}                       # BatchNorm node -> Conv/Linear node
         self.used_names: set = {"input", "output"}
 
     # -- which run of a node is which step ---------------------------------------------
@@ -105,9 +104,6 @@ class _Builder:
                                        f"{self.trace.num_steps} time steps; a NIR node is one "
                                        "layer applied once per step")
         return static
-
-    def step_of(self, call: Call) -> int | None:
-        return call.step
 
     def call_at(self, node: str, step: int) -> Call:
         calls = self.by_node[node]
@@ -140,7 +136,7 @@ class _Builder:
             return [Source(INPUT, 0, self._delay(delay, where))]
         node = value.source
         call = self.call_of(value)
-        made = self.step_of(call)
+        made = call.step
         delay = 0 if made is None else self._delay(step - made, where)
         if delay and node in self.static:
             delay = 0
@@ -249,7 +245,7 @@ class _Builder:
                 got = _bound_state(module, call).get(arg)
                 if got is None:
                     continue
-                step = self.step_of(call)
+                step = call.step
                 if isinstance(got, Const) and got.is_zero and (step == 0 or step is None):
                     continue
                 want = Value(node, ports.index(arg) if arg in ports else -1,
@@ -297,7 +293,7 @@ class _Builder:
     def convert_op(self, node: str, port: int) -> list[Source]:
         if node in self.converted:
             return self.converted[node]
-        call = self.call_at(node, self.rep) if node not in self.static else self.by_node[node][0]
+        call = self.call_at(node, self.rep)
         step = self.rep if node not in self.static else 0
         func, where = call.func, call.where
         if func in SUM_OPS or func in SUB_OPS:
@@ -308,14 +304,14 @@ class _Builder:
             out = self.sources(a, step, where)
             rest = self.sources(b, step, where)
             if func in SUB_OPS:
-                rest = self._scaled(node, rest, -1.0, call, "neg")
+                rest = self._scaled(rest, -1.0, call, "neg")
             out = out + rest
         elif func in SCALE_OPS:
-            out = self._scale_op(node, call, step)
+            out = self._scale_op(call, step)
         elif func in IDENTITY_OPS:
             out = self.sources(call.args[0], step, where)
         elif func in RESHAPE_OPS:
-            out = self._reshape(node, call, step)
+            out = self._reshape(call, step)
         else:
             raise SpikedeployError(f"{where}: torch.{func.strip('_')} on layer outputs has no NIR "
                                    "equivalent (NIR sums weighted inputs: +, -, scaling by "
@@ -323,7 +319,7 @@ class _Builder:
         self.converted[node] = out
         return out
 
-    def _scale_op(self, node, call: Call, step) -> list[Source]:
+    def _scale_op(self, call: Call, step) -> list[Source]:
         func, where = call.func, call.where
         tracked = [(i, a) for i, a in enumerate(call.args) if isinstance(a, Value)]
         if len(tracked) != 1:
@@ -345,9 +341,9 @@ class _Builder:
                     raise SpikedeployError(f"{where}: dividing by a layer's output has no NIR "
                                            "equivalent")
                 factor = 1.0 / factor
-        return self._scaled(node, self.sources(value, step, where), factor, call, "scale")
+        return self._scaled(self.sources(value, step, where), factor, call, "scale")
 
-    def _scaled(self, node, inputs: list[Source], factor, call: Call, kind) -> list[Source]:
+    def _scaled(self, inputs: list[Source], factor, call: Call, kind) -> list[Source]:
         shape = tuple(call.outputs[0][1:])
         factor = np.asarray(factor, np.float64)
         extra = factor.ndim - len(shape)
@@ -365,7 +361,7 @@ class _Builder:
         self._connect(inputs, name)
         return [Source(name)]
 
-    def _reshape(self, node, call: Call, step) -> list[Source]:
+    def _reshape(self, call: Call, step) -> list[Source]:
         where = call.where
         inputs = self.sources(call.args[0], step, where)
         in_shape, out_shape = call.arg_shapes[0], call.outputs[0]
@@ -403,7 +399,7 @@ class _Builder:
             if call.func in OUTPUT_OPS and call.module is None:
                 self.graph.output_shape = tuple(call.outputs[0][2:])
                 return self._stacked(call)
-            if self.step_of(call) == self.trace.num_steps - 1:
+            if call.step == self.trace.num_steps - 1:
                 self.graph.readout = "last_step"
                 self.graph.output_shape = self._shape_of(value)
                 sources = self.sources(value, self.trace.num_steps - 1, "the model's output")
@@ -412,6 +408,8 @@ class _Builder:
                                "(return torch.stack of the per-step spikes, or the last step's)")
 
     def _stacked(self, call: Call) -> list[Source]:
+        if call.func == "cat":
+            raise SpikedeployError(f"{call.where}: torch.cat of the steps: use torch.stack")
         items = call.args[0] if call.args and isinstance(call.args[0], list) else None
         dim = call.kwargs.get("dim", call.args[1] if len(call.args) > 1 else Const(0))
         if items is None or not isinstance(dim, Const) or dim.value != 0 or \
@@ -419,8 +417,6 @@ class _Builder:
             raise SpikedeployError(f"{call.where}: the model's output must stack one value per "
                                    "time step along dim 0")
         sources = [self.sources(v, t, "the model's output") for t, v in enumerate(items)]
-        if call.func == "cat":
-            raise SpikedeployError(f"{call.where}: torch.cat of the steps: use torch.stack")
         if any(s != sources[self.rep] for s in sources[1:]):
             raise SpikedeployError(f"{call.where}: the stacked outputs come from different layers "
                                    "at different steps")
@@ -551,6 +547,10 @@ def _shiftable(g: TracedGraph, delayed: tuple, back: tuple, cycle: set) -> bool:
 
 
 def _path(edges, start, goal) -> list | None:
+    """A shortest path start -> goal along ``edges`` (its nodes, both ends included), or None."""
+    succ: dict = {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
     parent, todo = {start: None}, [start]
     while todo:
         node = todo.pop(0)
@@ -560,27 +560,15 @@ def _path(edges, start, goal) -> list | None:
                 out.append(node)
                 node = parent[node]
             return out[::-1]
-        for a, b in edges:
-            if a == node and b not in parent:
-                parent[b] = node
-                todo.append(b)
+        for nxt in succ.get(node, []):
+            if nxt not in parent:
+                parent[nxt] = node
+                todo.append(nxt)
     return None
 
 
 def _reaches(edges, start, goal) -> bool:
-    succ: dict = {}
-    for a, b in edges:
-        succ.setdefault(a, []).append(b)
-    seen, todo = {start}, [start]
-    while todo:
-        node = todo.pop()
-        if node == goal:
-            return True
-        for nxt in succ.get(node, []):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return False
+    return _path(edges, start, goal) is not None
 
 
 def _cycle_nodes(edges, edge) -> set:

@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import SpikedeployError
 from .naming import recorded_layers
 from .neurons import is_neuron, reset_state
-from .trace import STYLES, trace_module
+from .trace import STYLES, first_tensor, model_dtype, trace_module
 
 
 def detect_style(model: nn.Module, step_shape: tuple) -> str:
@@ -67,7 +67,7 @@ def run_snntorch(model: nn.Module, x, dtype: torch.dtype | None = torch.float64,
     if dtype is not None:
         reset_state(model)  # hidden state left from training is not a graph leaf: deepcopy refuses it
         model = copy.deepcopy(model).to(dtype)
-    work_dtype = dtype or _model_dtype(model)
+    work_dtype = dtype or model_dtype(model)
     x = x.to(work_dtype)
     num_samples = x.shape[1]
     batch_size = batch_size or num_samples
@@ -85,23 +85,10 @@ def run_snntorch(model: nn.Module, x, dtype: torch.dtype | None = torch.float64,
     return {key: np.concatenate([c[key] for c in chunks], axis=1) for key in chunks[0]}
 
 
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return torch.get_default_dtype()
-
-
 def _cast(out, dtype):
     if isinstance(out, tuple):
         return tuple(_cast(o, dtype) for o in out)
     return out.to(dtype) if torch.is_tensor(out) and out.is_floating_point() else out
-
-
-def _first(out):
-    while isinstance(out, (tuple, list)):
-        out = out[0]
-    return out
 
 
 def _run_batch(model, x, work_dtype, style) -> dict[str, np.ndarray]:
@@ -114,15 +101,15 @@ def _run_batch(model, x, work_dtype, style) -> dict[str, np.ndarray]:
         # cast (exactly) to the model's dtype, which the next layer needs.
         def hook(mod, args, out, _name=name):
             out = _cast(out, work_dtype)
-            recorded[_name].append(_first(out))
+            recorded[_name].append(first_tensor(out))
             return out
         hooks.append(module.register_forward_hook(hook))
     hooks += _recurrent_dtype_hooks(model, work_dtype)
     try:
         if style == "step":
-            output = torch.stack([_first(model(x[t])).to(work_dtype) for t in range(x.shape[0])])
+            output = torch.stack([first_tensor(model(x[t])).to(work_dtype) for t in range(x.shape[0])])
         else:
-            output = _first(model(x if style == "sequence" else x[0])).to(work_dtype)
+            output = first_tensor(model(x if style == "sequence" else x[0])).to(work_dtype)
     finally:
         for h in hooks:
             h.remove()

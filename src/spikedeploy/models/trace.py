@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,7 +39,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import SpikedeployError, UnsupportedError
+from ..errors import SpikedeployError, UnsupportedError, first_line
 from .naming import module_names
 from .neurons import reset_state
 
@@ -94,9 +95,6 @@ class ModuleTrace:
     calls: list[Call] = field(default_factory=list)
     returned: list = field(default_factory=list)   # per step (step style) or once: Value | Const
     input_shape: tuple = ()
-
-    def runs(self, node: str) -> list[Call]:
-        return [c for c in self.calls if c.node == node]
 
 
 class _Recorder(TorchFunctionMode):
@@ -174,7 +172,7 @@ class _State:
             self._slice_input(name, args, out)
             return
         if self.probe_input is not None and any(id(t) == self.probe_input for t in tensors) \
-                and _indexes_steps(name, args):
+                and _step_taken(name, args) is not None:
             self.input_indexed = True
         where, offset = _call_site(with_offset=True)
         node = f"{name.strip('_')}@{where}+{offset}"     # one node per call in the source
@@ -190,33 +188,33 @@ class _State:
 
     def _slice_input(self, name, args, out) -> None:
         """x[t] or iteration over a (T, N, ...) input: the per-step input of step t."""
-        if name == "unbind" and (len(args) < 2 or args[1] == 0):
+        taken = _step_taken(name, args)
+        if taken == "every":
             for t, tensor in enumerate(out):
                 self.assign(tensor, Value(INPUT, 0, t))
             self.input_indexed = True
             return
-        if name == "__getitem__":
-            index = args[1]
-            first = index[0] if isinstance(index, tuple) and index else index
-            rest = index[1:] if isinstance(index, tuple) else ()
-            if isinstance(first, int) and all(r == slice(None) or r is Ellipsis for r in rest):
-                self.assign(out, Value(INPUT, 0, first % int(args[0].shape[0])))
-                self.input_indexed = True
-                return
+        rest = args[1][1:] if taken is not None and isinstance(args[1], tuple) else ()
+        if taken is not None and all(r == slice(None) or r is Ellipsis for r in rest):
+            self.assign(out, Value(INPUT, 0, taken % int(args[0].shape[0])))
+            self.input_indexed = True
+            return
         raise SpikedeployError(f"{_call_site()}: forward applies {name.strip('_')} to the whole "
                                "input sequence; index it per time step (x[t]) and apply layers "
                                "to each step's input")
 
 
-def _indexes_steps(name: str, args) -> bool:
-    """Whether an op takes one step of its first argument: x[t] or iteration (unbind(0))."""
+def _step_taken(name: str, args):
+    """Which steps of its first argument (axis 0) an op takes: "every" for iteration
+    (unbind(0)), t for x[t] (or x[t, ...]), None for anything else."""
     if name == "unbind":
-        return len(args) < 2 or args[1] == 0
+        return "every" if len(args) < 2 or args[1] == 0 else None
     if name == "__getitem__" and len(args) > 1:
         index = args[1]
         first = index[0] if isinstance(index, tuple) and index else index
-        return isinstance(first, int) and not isinstance(first, bool)
-    return False
+        if isinstance(first, int) and not isinstance(first, bool):
+            return first
+    return None
 
 
 def _shapes(items) -> list:
@@ -266,7 +264,23 @@ def _hooks(model: nn.Module, state: _State) -> list:
     return handles
 
 
-def _first_tensor(out):
+@contextmanager
+def _recording(model: nn.Module, state: _State):
+    """Record into ``state`` while the body runs the model; the model's neuron states are
+    reset before and after, and the hooks removed whatever happens."""
+    reset_state(model)
+    handles = _hooks(model, state)
+    try:
+        with _Recorder(state):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        reset_state(model)
+
+
+def first_tensor(out):
+    """A module's first output (the first tensor of nested tuples/lists; None if empty)."""
     while isinstance(out, (tuple, list)):
         if not out:
             return None
@@ -274,9 +288,10 @@ def _first_tensor(out):
     return out
 
 
-def _failed_layer(state: _State, exc: Exception, explain) -> Exception:
+def _failed_layer(state: _State, exc: Exception, explain) -> Exception | None:
     """A one-line error for an exception raised while the model ran, naming the innermost
-    layer that was running (``explain(name, module, in_shape, exc)`` may say why)."""
+    layer that was running (``explain(name, module, in_shape, exc)`` may say why); None
+    when no layer was running."""
     if not state.running:
         return None
     module, args = state.running[-1]
@@ -285,7 +300,7 @@ def _failed_layer(state: _State, exc: Exception, explain) -> Exception:
     explained = explain(name, module, shape, exc) if explain is not None else None
     if explained is not None:
         return explained
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc, type(exc).__name__)
     return UnsupportedError(name, "forward", f"{type(module).__name__} fails on its input of "
                             f"shape {shape}: {text}")
 
@@ -308,7 +323,7 @@ def trace_module(model: nn.Module, input_shape: tuple, num_steps: int, style: st
         raise SpikedeployError(f"unknown forward style {style!r} ({'|'.join(STYLES)})")
     names = module_names(model)
     generator = torch.Generator().manual_seed(seed)
-    dtype = _dtype(model)
+    dtype = model_dtype(model)
 
     def sample(*shape):
         return (torch.rand(shape, generator=generator) < 0.5).to(dtype)
@@ -319,17 +334,15 @@ def trace_module(model: nn.Module, input_shape: tuple, num_steps: int, style: st
     state = _State(names, is_leaf)
     was_training = model.training
     model.eval()
-    reset_state(model)
-    handles = _hooks(model, state)
     returned = []
     try:
-        with _Recorder(state):
+        with _recording(model, state):
             if style == "step":
                 for t in range(num_steps):
                     state.step = t
                     x = sample(batch, *input_shape)
                     state.assign(x, Value(INPUT, 0, t))
-                    returned.append(state.value_of(_first_tensor(model(x))))
+                    returned.append(state.value_of(first_tensor(model(x))))
                 state.step = None
             else:
                 shape = (batch, *input_shape) if style == "repeat" else \
@@ -338,7 +351,7 @@ def trace_module(model: nn.Module, input_shape: tuple, num_steps: int, style: st
                 state.assign(x, Value(INPUT, 0, -1))
                 if style == "sequence":
                     state.sequence_input = id(x)
-                returned.append(state.value_of(_first_tensor(model(x))))
+                returned.append(state.value_of(first_tensor(model(x))))
                 if style == "sequence" and not state.input_indexed:
                     raise SpikedeployError("forward never indexes its input per time step (x[t]): "
                                            "it is not a sequence model (try --forward step)")
@@ -348,13 +361,10 @@ def trace_module(model: nn.Module, input_shape: tuple, num_steps: int, style: st
             raise named from None
         if isinstance(exc, SpikedeployError):
             raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = first_line(exc)
         raise SpikedeployError(f"running the model ({style} style, input {tuple(input_shape)}) "
                                f"failed: {type(exc).__name__}: {text}") from None
     finally:
-        for handle in handles:
-            handle.remove()
-        reset_state(model)
         model.train(was_training)
     if style == "repeat":
         counts = [state.counts[c.node] for c in state.calls if c.module is not None]
@@ -421,21 +431,15 @@ def _detect(model, input_shape, names, is_leaf, sample, batch) -> str:
     """Probe with one (N, ...) input: sequence if it indexes it per step, repeat if it calls
     its layers several times, step otherwise."""
     state = _State(names, is_leaf)
-    reset_state(model)
-    handles = _hooks(model, state)
     x = sample(batch, *input_shape)
     state.assign(x, Value(INPUT, 0, -1))
     state.probe_input = id(x)
     error = None
     try:
-        with _Recorder(state):
+        with _recording(model, state):
             model(x)
     except Exception as exc:   # noqa: BLE001 - e.g. a sequence model given one step
         error = exc
-    finally:
-        for handle in handles:
-            handle.remove()
-        reset_state(model)
     if state.input_indexed:
         return "sequence"
     if error is not None:
@@ -444,7 +448,8 @@ def _detect(model, input_shape, names, is_leaf, sample, batch) -> str:
     return "repeat" if len(layer_calls) != len(set(layer_calls)) else "step"
 
 
-def _dtype(model: nn.Module) -> torch.dtype:
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter or buffer (else torch's default)."""
     for tensor in list(model.parameters()) + list(model.buffers()):
         if tensor.is_floating_point():
             return tensor.dtype
