@@ -136,23 +136,26 @@ def cmd_check(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    if args.checkpoint and args.model:
+        raise SpikedeployError("give --checkpoint or --model, not both")
     graph, program = _load(args)
     batch = _batch(args, program, default_samples=20)
+    model = None
+    if args.model:
+        from .stages import load_model   # imports torch: only when asked
+        model = load_model(args.model, args.weights)   # a bad model file fails before any run
     fixed = fxp.for_run(program, args.precision, None, batch.input_scale)
     runs = {"reference": run_backend(graph, program, batch, "reference", args.precision,
                                      fixed=fixed)}
     if not args.no_lava:
         runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
-    if args.checkpoint and args.model:
-        raise SpikedeployError("give --checkpoint or --model, not both")
-    if args.checkpoint or args.model:
-        from .stages import checkpoint_records, load_model, snntorch_records   # imports torch
+    if args.checkpoint or model is not None:
+        from .stages import checkpoint_records, snntorch_records   # imports torch
         if args.checkpoint:
             records = checkpoint_records(args.checkpoint, batch.x,
                                          threshold_scale=program.threshold_scale)
         else:
-            records = snntorch_records(load_model(args.model, args.weights), batch.x,
-                                       threshold_scale=program.threshold_scale,
+            records = snntorch_records(model, batch.x, threshold_scale=program.threshold_scale,
                                        forward=args.forward)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")

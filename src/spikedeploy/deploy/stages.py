@@ -110,6 +110,6 @@ def snntorch_records(model, x: np.ndarray, threshold_scale: float = 1.0,
     if threshold_scale != 1.0:
         from ..models.neurons import scale_thresholds
         model = scale_thresholds(model, threshold_scale)
-    style = None if forward != "step" else "step"
+    style = "step" if forward == "step" else None   # "sequence" or "repeat": the run tells
     spikes = run_snntorch(model, x, style=style)
     return {name: s.reshape(s.shape[0], s.shape[1], -1) for name, s in spikes.items()}
