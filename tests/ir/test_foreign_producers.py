@@ -267,6 +267,12 @@ def _norse_run(layers, x_tnf):
     return {k: np.array(v) for k, v in spikes.items()}
 
 
+def _norse_roundtrip(layers, tmp_path, name):
+    """Norse's own NIR export of the layers (a 10-input SequentialState), through a file."""
+    return _roundtrip(norse_to_nir(norse.SequentialState(*layers), torch.zeros(1, 10, dtype=D)),
+                      tmp_path, name)
+
+
 def _norse_net(cell, sizes=(10, 16, 4), gain=8.0, seed=0):
     torch.manual_seed(seed)
     layers = []
@@ -293,8 +299,7 @@ def test_norse_lifbox_tau_is_written_times_dt_and_agrees_at_dt_squared(tmp_path)
     layers = _norse_net(lambda n: norse.LIFBoxCell(norse.LIFBoxParameters(
         tau_mem_inv=_full(n, 100.0), v_leak=_full(n, 0.0), v_th=_full(n, 1.0), v_reset=_full(n, 0.0))),
         gain=30.0)
-    graph, path = _roundtrip(norse_to_nir(norse.SequentialState(*layers), torch.zeros(1, 10, dtype=D)),
-                             tmp_path, "norse_lifbox")
+    graph, path = _norse_roundtrip(layers, tmp_path, "norse_lifbox")
     dt_norse = 1e-3
     np.testing.assert_allclose(graph.nodes["1"].tau, dt_norse * 1e-2)     # not tau_mem = 10 ms
     x = _binary_input(rng, 10)
@@ -312,8 +317,7 @@ def test_norse_iaf_agrees_at_dt_1(tmp_path):
     rng = np.random.default_rng(4)
     layers = _norse_net(lambda n: norse.IAFCell(norse.IAFParameters(
         v_th=_full(n, 1.0), v_reset=_full(n, 0.0))), gain=2.0)
-    graph, path = _roundtrip(norse_to_nir(norse.SequentialState(*layers), torch.zeros(1, 10, dtype=D)),
-                             tmp_path, "norse_iaf")
+    graph, path = _norse_roundtrip(layers, tmp_path, "norse_iaf")
     x = _binary_input(rng, 10)
     theirs = _norse_run(layers, x)
     assert theirs["1"].sum() > 100 and theirs["3"].sum() > 20
@@ -329,8 +333,7 @@ def test_norse_lifcell_cubalif_lacks_w_in_no_dt_agrees(tmp_path):
     layers = _norse_net(lambda n: norse.LIFCell(norse.LIFParameters(
         tau_syn_inv=_full(n, 200.0), tau_mem_inv=_full(n, 100.0), v_leak=_full(n, 0.0),
         v_th=_full(n, 1.0), v_reset=_full(n, 0.0))), gain=10.0)
-    graph, path = _roundtrip(norse_to_nir(norse.SequentialState(*layers), torch.zeros(1, 10, dtype=D)),
-                             tmp_path, "norse_lif")
+    graph, path = _norse_roundtrip(layers, tmp_path, "norse_lif")
     x = _binary_input(rng, 10)
     theirs = _norse_run(layers, x)
     assert theirs["1"].sum() > 100 and theirs["3"].sum() > 10
