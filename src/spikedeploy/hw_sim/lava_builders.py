@@ -72,6 +72,7 @@ class LavaBuild:
         self.out_port: dict[str, object] = {}
         self.in_port: dict[str, object] = {}      # op -> InPort (None: output aliased to its input)
         self.adapt: dict[str, object] = {}        # op -> function(OutPort) -> port to connect
+        self.delays_done: set = set()             # edges whose equalising delay a builder gave
         self.processes: list = []
 
     @property
@@ -106,14 +107,20 @@ class LavaBuild:
         return self.fixed.params[op.name]
 
 
-def _build_input(b: LavaBuild, op: InputOp):
-    x = b.data[op.name]                                   # (T, N, size)
+def input_stream(x: np.ndarray, window: int, scale: float | None) -> np.ndarray:
+    """(T, N, size) inputs -> a source's (size, N * window) stream: each sample at the start
+    of its window, zeros after; in fixed point times the input's integer scale."""
     steps, n, size = x.shape
-    stream = np.zeros((size, n, b.window))
+    stream = np.zeros((size, n, window))
     stream[:, :, :steps] = x.transpose(2, 1, 0)
-    if b.precision == "fixed":
-        stream = np.round(stream * b.fixed.scales[op.name])
-    proc = b.lava.SourceBuffer(data=stream.reshape(size, n * b.window))
+    if scale is not None:
+        stream = np.round(stream * scale)
+    return stream.reshape(size, n * window)
+
+
+def _build_input(b: LavaBuild, op: InputOp):
+    scale = b.fixed.scales[op.name] if b.precision == "fixed" else None
+    proc = b.lava.SourceBuffer(data=input_stream(b.data[op.name], b.window, scale))
     b.out_port[op.name] = proc.s_out
     return proc
 

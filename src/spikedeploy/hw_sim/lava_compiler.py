@@ -26,6 +26,7 @@ from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
+from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.ops import Program
 from .lava_builders import BUILDERS, LavaBuild, lava_problem
@@ -56,13 +57,19 @@ class LavaProcesses:
 
 
 def build_network(program: Program, data: dict[str, np.ndarray], precision: str,
-                  fixed: fxp.FixedProgram | None, num_steps: int) -> LavaBuild:
-    b = LavaBuild(LavaProcesses(), program, precision, fixed, data, num_steps, schedule(program))
+                  fixed: fxp.FixedProgram | None, num_steps: int, builders=BUILDERS,
+                  processes=None) -> LavaBuild:
+    """Every op through its entry of ``builders`` (ours by default; the Loihi 2 target
+    passes its stock-process table), then the edges, with a Shift where an edge needs
+    latency equalisation that its builder did not take on (``LavaBuild.delays_done``)."""
+    b = LavaBuild(processes or LavaProcesses(), program, precision, fixed, data, num_steps,
+                  schedule(program))
     for op in program.ops.values():
-        problem = lava_problem(program, op)
-        if problem is not None:
-            raise problem
-        proc = BUILDERS[type(op)].build(b, op)
+        if builders is BUILDERS:
+            problem = lava_problem(program, op)
+            if problem is not None:
+                raise problem
+        proc = builders.lookup(op).build(b, op)
         if proc is not None:
             b.processes.append(proc)
     for op in program.ops.values():
@@ -72,7 +79,7 @@ def build_network(program: Program, data: dict[str, np.ndarray], precision: str,
         for src in op.inputs:
             port = b.out_port[src]
             d = b.sched.edge_delay.get((src, op.name), 0)
-            if d > 0:
+            if d > 0 and (src, op.name) not in b.delays_done:
                 sh = b.shift((program.ops[src].size,), d, f"shift_{src}_{op.name}")
                 port.connect(sh.a_in)
                 port = sh.s_out
@@ -81,15 +88,19 @@ def build_network(program: Program, data: dict[str, np.ndarray], precision: str,
 
 
 def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
-                fixed: fxp.FixedProgram | None, record: list[str]) -> tuple[dict, int]:
-    """Build, run and stop a Lava network; returns (records aligned to input steps, latency)."""
+                fixed: fxp.FixedProgram | None, record: list[str], builders=BUILDERS,
+                processes=None, quiet: tuple = ()) -> tuple[dict, int]:
+    """Build, run and stop a Lava network; returns (records aligned to input steps, latency).
+
+    ``quiet``: ops whose output must be silent in the step before each sample starts there
+    (see :func:`check_quiet`)."""
     num_steps, n = next(iter(data.values())).shape[:2]
-    b = build_network(program, data, precision, fixed, num_steps)
+    b = build_network(program, data, precision, fixed, num_steps, builders, processes)
     lat = b.lat
     sinks: dict[str, SinkBuffer] = {}
     aliases: dict[str, str] = {}      # op -> op whose sink already records the same port
     by_port: dict[tuple, str] = {}
-    for name in record:
+    for name in list(record) + [q for q in quiet if q not in record]:
         op = program.ops[name]
         if name in sinks or op.synaptic or name in program.inputs:
             continue   # inputs are recorded from the data itself (a sink costs a process)
@@ -108,13 +119,8 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
         raw = {name: sink.data.get() for name, sink in sinks.items()}
     finally:
         runner.stop()
-    records = {}
-    for name, stream in raw.items():
-        size = stream.shape[0]
-        windows = stream.reshape(size, n, b.window)
-        start = lat[name]
-        aligned = windows[:, :, start:start + num_steps].transpose(2, 1, 0)
-        records[name] = aligned.astype(np.int64 if precision == "fixed" else np.float64)
+    records = align_windows(raw, lat, n, b.window, num_steps, precision)
+    check_quiet({name: raw[aliases.get(name, name)] for name in quiet}, lat, n, b.window)
     for name, target in aliases.items():
         records[name] = records[target]
     for name in record:
@@ -123,3 +129,38 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
             records[name] = (np.round(x * fixed.scales[name]).astype(np.int64)
                              if precision == "fixed" else x.astype(np.float64))
     return records, b.sched.total_latency
+
+
+def align_windows(raw: dict, lat: dict, n: int, window: int, num_steps: int,
+                  precision: str) -> dict:
+    """Sink streams (size, n * window) -> (T, n, size) records read at each op's latency."""
+    records = {}
+    for name, stream in raw.items():
+        windows = stream.reshape(stream.shape[0], n, window)
+        start = lat[name]
+        aligned = windows[:, :, start:start + num_steps].transpose(2, 1, 0)
+        records[name] = aligned.astype(np.int64 if precision == "fixed" else np.float64)
+    return records
+
+
+def check_quiet(raw: dict, lat: dict, n: int, window: int) -> None:
+    """Refuse a run in which a recurrent population spiked in the step before a sample.
+
+    Stock LIFReset neurons restart their state when a sample's first input
+    arrives, but their recurrent synapse still delivers the spikes they sent
+    one step earlier, while the previous sample was draining: the graph's
+    recurrent edge reads zero there. Where such a spike happened the run
+    differs from the graph, so it is reported rather than returned.
+    """
+    for name, stream in raw.items():
+        before = lat[name] - 1
+        if before < 0:
+            continue
+        windows = stream.reshape(stream.shape[0], n, window)
+        busy = np.flatnonzero(np.any(windows[:, :, before] != 0, axis=0))
+        if busy.size:
+            raise SpikedeployError(
+                f"node '{name}' spiked in the step before sample {int(busy[0])} began (activity "
+                "left from the previous sample, or driven by its bias); its recurrent synapse "
+                "feeds those spikes into the sample's first step, which the graph does not: run "
+                "those samples alone")

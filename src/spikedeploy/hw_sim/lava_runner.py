@@ -48,9 +48,21 @@ def simulate_lava(graph: nir.NIRGraph | None, inputs, precision: str = "float",
     program = program or lower(graph, dt=dt)
     data = as_input_dict(program, inputs)
     fixed = fxp.for_run(program, precision, fixed, input_scale)
-    num_steps, n = next(iter(data.values())).shape[:2]
     names = [name for name, op in program.ops.items() if not op.synaptic]
     wanted = names if record == "all" else list(program.outputs)
+    records, latency, elapsed = run_lava_job("lava", program, fixed, data, precision, wanted,
+                                             timeout)
+    return SimResult(program, records, backend="lava", precision=precision, latency=latency,
+                     fixed=fixed, info={"seconds": elapsed})
+
+
+def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
+                 record: list[str], timeout: float | None = None,
+                 files: dict[str, bytes] | None = None, options: dict | None = None):
+    """Run one job in the Lava worker: ``kind`` 'lava' (our processes), 'loihi2' (stock
+    processes) or 'netx' (a netx file, given in ``files``). Returns (records, latency,
+    seconds)."""
+    num_steps, n = next(iter(data.values())).shape[:2]
     with tempfile.TemporaryDirectory(prefix="spikedeploy-lava-") as tmp:
         job = Path(tmp)
         # The lowered Program and its quantisation travel to the worker (pickled): the
@@ -59,7 +71,10 @@ def simulate_lava(graph: nir.NIRGraph | None, inputs, precision: str = "float",
         with open(job / "program.pkl", "wb") as f:
             pickle.dump((program, fixed), f, protocol=pickle.HIGHEST_PROTOCOL)
         np.savez(job / "inputs.npz", **data)
-        (job / "job.json").write_text(json.dumps({"precision": precision, "record": wanted}))
+        for name, content in (files or {}).items():
+            (job / name).write_bytes(content)
+        (job / "job.json").write_text(json.dumps({"kind": kind, "precision": precision,
+                                                  "record": record, **(options or {})}))
         if timeout is None:
             timeout = _default_timeout(len(program.ops), n * (num_steps + 16))
         started = time.perf_counter()
@@ -68,8 +83,7 @@ def simulate_lava(graph: nir.NIRGraph | None, inputs, precision: str = "float",
         with np.load(job / "result.npz") as f:
             records = {name: f[name] for name in f.files if name != "__latency__"}
             latency = int(f["__latency__"])
-    return SimResult(program, records, backend="lava", precision=precision, latency=latency,
-                     fixed=fixed, info={"seconds": elapsed})
+    return records, latency, elapsed
 
 
 def _run_worker(job: Path, timeout: float) -> None:

@@ -1,8 +1,9 @@
 """Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
 
 JOB_DIR holds ``program.pkl`` (the Program the parent lowered and, in fixed
-point, the FixedProgram it quantised), ``job.json`` (precision, records
-wanted) and ``inputs.npz``; the worker
+point, the FixedProgram it quantised), ``job.json`` (kind: our processes,
+Lava's stock processes or a netx file; precision, records wanted),
+``inputs.npz`` and, for netx, the network file; the worker
 writes ``result.npz`` (or ``error.txt`` with a one-line message). Lava runs
 here, never in the parent, so the parent can kill a hung run with its whole
 process group.
@@ -29,14 +30,13 @@ def main(job_dir: str) -> int:
         import pickle
 
         from ..errors import SpikedeployError
-        from .lava_compiler import run_program
 
         job = json.loads((job_dir / "job.json").read_text())
         with open(job_dir / "program.pkl", "rb") as f:
             program, fixed = pickle.load(f)
         with np.load(job_dir / "inputs.npz") as f:
             data = {name: f[name] for name in f.files}
-        records, latency = run_program(program, data, job["precision"], fixed, job["record"])
+        records, latency = _run(job, job_dir, program, fixed, data)
         np.savez(job_dir / "result.npz", __latency__=np.array(latency), **records)
         return 0
     except SpikedeployError as exc:
@@ -46,6 +46,18 @@ def main(job_dir: str) -> int:
         msg = first_line(exc)
         (job_dir / "error.txt").write_text(f"Lava run failed: {type(exc).__name__}: {msg}")
         return 3
+
+
+def _run(job: dict, job_dir: Path, program, fixed, data):
+    """The job's kind: our processes, Lava's stock processes, or a netx file."""
+    if job["kind"] == "loihi2":
+        from .loihi2.stock import run_stock
+        return run_stock(program, data, fixed, job["record"])
+    if job["kind"] == "netx":
+        from .loihi2.netx_run import run_netx
+        return run_netx(job_dir / job["netx_file"], program, data, fixed, job["record"])
+    from .lava_compiler import run_program
+    return run_program(program, data, job["precision"], fixed, job["record"])
 
 
 if __name__ == "__main__":

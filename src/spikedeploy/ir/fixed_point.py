@@ -176,6 +176,40 @@ def encode_neuron(p: NeuronParams, scale: NeuronScale) -> NeuronParams:
     return flat.replace(step_gain=step_gain, **values)
 
 
+# --- targets -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FixedTarget:
+    """What the processes a fixed-point run lands on can hold, beyond Loihi's arithmetic.
+
+    ``lava``: spikedeploy's own Lava processes (per-neuron everything, a free
+    bias exponent, the Affine bias added to u). ``loihi2``: Lava's stock LIF
+    and lava-dl netx: 12-bit decay registers (dv <= 4095), the bias as a
+    13-bit mantissa at netx's fixed exponent 6 (``bias = mant << 6``), the
+    Affine bias folded into that bias (exact only when u has no memory; the
+    target's rules refuse it otherwise) and an integer sigma, so that a
+    population whose thresholds were folded into its weights (threshold 1)
+    gets the threshold mantissa sigma exactly.
+    """
+    name: str
+    dv_max: int = DECAY_UNITY
+    bias_exp: int | None = None
+    fold_input_bias: bool = False
+    integer_sigma: bool = False
+
+
+LAVA_FIXED = FixedTarget("lava")
+LOIHI2_FIXED = FixedTarget("loihi2", dv_max=DECAY_UNITY - 1, bias_exp=STATE_SHIFT,
+                           fold_input_bias=True, integer_sigma=True)
+
+
+def _voltage_bias(p: NeuronParams, gain: np.ndarray, target: FixedTarget) -> np.ndarray:
+    """The float bias the target's bias register holds: per step of v, with the Affine bias
+    folded in where the target folds it (exact when u has no memory)."""
+    flat = p.flat()
+    return flat.bias + gain * flat.input_bias if target.fold_input_bias else flat.bias
+
+
 # --- quantisation ------------------------------------------------------------------------
 
 @dataclass
@@ -236,8 +270,8 @@ def quantising_targets(program: Program) -> dict[str, str]:
 class _Quantiser:
     """The state of one quantisation pass in execution order."""
 
-    def __init__(self, program: Program, input_scale: float):
-        self.program, self.input_scale = program, float(input_scale)
+    def __init__(self, program: Program, input_scale: float, target: FixedTarget = LAVA_FIXED):
+        self.program, self.input_scale, self.target = program, float(input_scale), target
         self.params: dict[str, object] = {}
         self.scales: dict[str, float] = {}
         self.errors: dict[str, dict] = {}
@@ -374,6 +408,13 @@ def _quantise_neuron(q: _Quantiser, op: Op) -> None:
             sigma = min(sigma, W_MANT_MAX * in_scale[d.name] / peak)
     if p.spiking and np.abs(p.v_th).max() > 0:
         sigma = min(sigma, VTH_MANT_MAX / np.abs(p.v_th).max())
+    target = q.target
+    if target.bias_exp is not None:
+        peak_bias = np.abs(_voltage_bias(p, gain, target)).max(initial=0)
+        if peak_bias > 0:     # the mantissa round(bias * sigma) must fit 13 signed bits
+            sigma = min(sigma, BIAS_MANT_MAX / peak_bias)
+    if target.integer_sigma and np.isfinite(sigma) and sigma >= 1:
+        sigma = float(np.floor(sigma))
     if direct_in:  # no weights to carry a scale: the input's scale is the neuron's
         if not np.allclose(gain, 1.0, rtol=1e-9):
             raise UnsupportedError(op.name, "gain", "input gain != 1 on an edge without weights "
@@ -391,6 +432,15 @@ def _quantise_neuron(q: _Quantiser, op: Op) -> None:
     s_out = spike_scale(p)
     fixed = encode_neuron(p, NeuronScale(float(sigma), gain, s_out))
     flat = p.flat()
+    fixed.dv = np.minimum(fixed.dv, target.dv_max)
+    if target.bias_exp is not None:
+        exact = _voltage_bias(p, gain, target) * sigma
+        mant = np.clip(np.round(exact), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int64)
+        fixed.bias = mant << target.bias_exp
+        if target.fold_input_bias:
+            fixed.input_bias = np.zeros_like(mant)
+        if np.any(exact):
+            err["bias"] = _rel_err(exact, mant)
     err["dv"] = float(np.abs(fixed.dv / DECAY_UNITY - flat.dv).max())
     err["du"] = float(np.abs((fixed.du + 1) / DECAY_UNITY - flat.du).max())
     if p.spiking:
@@ -408,14 +458,14 @@ def _quantise_neuron(q: _Quantiser, op: Op) -> None:
 
 
 def quantise(program: Program, input_scale: float = 1.0,
-             collect: list | None = None) -> FixedProgram:
+             collect: list | None = None, target: FixedTarget = LAVA_FIXED) -> FixedProgram:
     """Choose per-population scales and integer parameters for every op.
 
     ``collect``: if a list, every op's UnsupportedError is appended to it and
     quantisation goes on (the failed op gets scale 1), so that ``check`` can
     report all problems; otherwise the first one is raised.
     """
-    q = _Quantiser(program, input_scale)
+    q = _Quantiser(program, input_scale, target)
     for op in program.ops.values():
         try:
             QUANTISERS.lookup(op)(q, op)

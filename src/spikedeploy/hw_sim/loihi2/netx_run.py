@@ -1,0 +1,81 @@
+"""Run a netx file with lava-dl's own loader, under ``Loihi2SimCfg(select_tag='fixed_pt')``.
+
+Imported in the Lava worker. ``netx.hdf5.Network`` builds the stock
+processes from the file; netx resets layer i every ``reset_interval`` steps
+at offset ``reset_offset + 1 + i``, which with ``reset_offset = 1`` is the
+step a sample's first input reaches it (layer i sits i + 1 synaptic hops
+from the input). Samples run back to back in windows of T + L steps, and
+each layer's spikes are read at its latency, as for our own processes.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ...compat.netx import import_netx
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.io.sink import RingBuffer as SinkBuffer
+from lava.proc.io.source import RingBuffer as SourceBuffer
+
+from ...ir.ops import DelayOp, Program
+from ..lava_builders import GRADED_MESSAGE_BITS, input_stream
+from ..lava_compiler import align_windows, check_quiet
+from ..timing import schedule
+from .netx_file import LAYERS_ATTR
+from .stock import recurrent_populations
+
+
+def _flat(port, shape: tuple):
+    """A netx port in (W, H, C) as our flat C-order vector."""
+    return port.transpose((2, 1, 0)).reshape((int(np.prod(shape)),)) if len(shape) == 3 else port
+
+
+def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tuple[dict, int]:
+    import h5py
+    hdf5 = import_netx()
+    with h5py.File(path, "r") as f:
+        names = [n for n in json.loads(f.attrs[LAYERS_ATTR]) if n]
+    (inp,) = program.inputs
+    x = data[inp]
+    num_steps, n = x.shape[:2]
+    sched = schedule(program)
+    window = sched.window(num_steps)
+    binary = bool(np.all((x == 0) | (x == 1)))
+    net = hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=1,
+                       input_message_bits=0 if binary else GRADED_MESSAGE_BITS)
+    source = SourceBuffer(data=input_stream(x, window, fixed.scales[inp]))
+    in_shape = program.ops[inp].shape
+    port = source.s_out
+    if len(in_shape) == 3:
+        port = port.reshape(tuple(in_shape)).transpose((2, 1, 0))
+    port.connect(net.inp)
+    sinks = {}
+    for layer, name in zip(net.layers, names[1:]):
+        shape = program.ops[name].shape
+        sink = SinkBuffer(shape=(program.ops[name].size,), buffer=n * window)
+        _flat(layer.out, shape).connect(sink.a_in)
+        sinks[name] = sink
+    try:
+        net.run(condition=RunSteps(num_steps=n * window),
+                run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        raw = {name: sink.data.get() for name, sink in sinks.items()}
+    finally:
+        net.stop()
+    check_quiet({k: raw[k] for k in recurrent_populations(program)}, sched.latency, n, window)
+    layers = align_windows(raw, sched.latency, n, window, num_steps, "fixed")
+    records = {}
+    for name in record:
+        op = program.ops[name]
+        if isinstance(op, DelayOp):
+            continue
+        if name == inp:
+            records[name] = np.round(x * fixed.scales[inp]).astype(np.int64)
+            continue
+        src = op
+        while src.name not in layers and src.copies_input and len(src.inputs) == 1:
+            src = program.ops[src.inputs[0]]
+        if src.name in layers:
+            records[name] = layers[src.name]
+    return records, sched.total_latency
