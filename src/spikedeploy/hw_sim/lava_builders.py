@@ -74,6 +74,7 @@ class LavaBuild:
         self.adapt: dict[str, object] = {}        # op -> function(OutPort) -> port to connect
         self.delays_done: set = set()             # edges whose equalising delay a builder gave
         self.processes: list = []
+        self.process_of: dict[str, object] = {}   # op -> its process (where it has one)
 
     @property
     def total_steps(self) -> int:

@@ -26,7 +26,6 @@ from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
-from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.ops import Program
 from .lava_builders import BUILDERS, LavaBuild, lava_problem
@@ -72,6 +71,7 @@ def build_network(program: Program, data: dict[str, np.ndarray], precision: str,
         proc = builders.lookup(op).build(b, op)
         if proc is not None:
             b.processes.append(proc)
+            b.process_of[op.name] = proc
     for op in program.ops.values():
         if b.in_port.get(op.name) is None:
             continue
@@ -89,18 +89,18 @@ def build_network(program: Program, data: dict[str, np.ndarray], precision: str,
 
 def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
                 fixed: fxp.FixedProgram | None, record: list[str], builders=BUILDERS,
-                processes=None, quiet: tuple = ()) -> tuple[dict, int]:
+                processes=None, clear: dict | None = None) -> tuple[dict, int]:
     """Build, run and stop a Lava network; returns (records aligned to input steps, latency).
 
-    ``quiet``: ops whose output must be silent in the step before each sample starts there
-    (see :func:`check_quiet`)."""
+    ``clear``: synaptic op -> window position; its process's activation buffer is zeroed
+    before that step of every window (see :func:`run_windows`)."""
     num_steps, n = next(iter(data.values())).shape[:2]
     b = build_network(program, data, precision, fixed, num_steps, builders, processes)
     lat = b.lat
     sinks: dict[str, SinkBuffer] = {}
     aliases: dict[str, str] = {}      # op -> op whose sink already records the same port
     by_port: dict[tuple, str] = {}
-    for name in list(record) + [q for q in quiet if q not in record]:
+    for name in record:
         op = program.ops[name]
         if name in sinks or op.synaptic or name in program.inputs:
             continue   # inputs are recorded from the data itself (a sink costs a process)
@@ -114,13 +114,13 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
         by_port[key] = name
     runner = b.processes[0]
     cfg = Loihi2SimCfg(select_tag=PRECISION_TAGS[precision])
+    buffers = {b.process_of[name].a_buff: pos for name, pos in (clear or {}).items()}
     try:
-        runner.run(condition=RunSteps(num_steps=b.total_steps), run_cfg=cfg)
+        run_windows(runner, cfg, n, b.window, buffers)
         raw = {name: sink.data.get() for name, sink in sinks.items()}
     finally:
         runner.stop()
     records = align_windows(raw, lat, n, b.window, num_steps, precision)
-    check_quiet({name: raw[aliases.get(name, name)] for name in quiet}, lat, n, b.window)
     for name, target in aliases.items():
         records[name] = records[target]
     for name in record:
@@ -143,24 +143,30 @@ def align_windows(raw: dict, lat: dict, n: int, window: int, num_steps: int,
     return records
 
 
-def check_quiet(raw: dict, lat: dict, n: int, window: int) -> None:
-    """Refuse a run in which a recurrent population spiked in the step before a sample.
+def run_windows(runner, cfg, n: int, window: int, buffers: dict) -> None:
+    """Run n windows; ``buffers``: activation-buffer Var -> window position before which it
+    is zeroed in every window.
 
-    Stock LIFReset neurons restart their state when a sample's first input
-    arrives, but their recurrent synapse still delivers the spikes they sent
-    one step earlier, while the previous sample was draining: the graph's
-    recurrent edge reads zero there. Where such a spike happened the run
-    differs from the graph, so it is reported rather than returned.
+    A recurrent synapse of a stock LIFReset population delivers, in the step
+    the population restarts for a new sample, the spikes it sent one step
+    earlier, while the previous sample was draining; the graph's recurrent
+    edge reads zero there. Zeroing that synapse's buffer from the host between
+    those two steps, as a Loihi host resets state between samples, makes the
+    run the graph's. Without such buffers the whole run is one call.
     """
-    for name, stream in raw.items():
-        before = lat[name] - 1
-        if before < 0:
-            continue
-        windows = stream.reshape(stream.shape[0], n, window)
-        busy = np.flatnonzero(np.any(windows[:, :, before] != 0, axis=0))
-        if busy.size:
-            raise SpikedeployError(
-                f"node '{name}' spiked in the step before sample {int(busy[0])} began (activity "
-                "left from the previous sample, or driven by its bias); its recurrent synapse "
-                "feeds those spikes into the sample's first step, which the graph does not: run "
-                "those samples alone")
+    if not buffers:
+        runner.run(condition=RunSteps(num_steps=n * window), run_cfg=cfg)
+        return
+    stops = sorted(set(buffers.values()))
+    done = 0
+    for k in range(n):
+        for pos in stops:
+            target = k * window + pos
+            if target > done:
+                runner.run(condition=RunSteps(num_steps=target - done), run_cfg=cfg)
+                done = target
+            for var, at in buffers.items():
+                if at == pos:
+                    var.set(np.zeros(var.shape))
+    if n * window > done:
+        runner.run(condition=RunSteps(num_steps=n * window - done), run_cfg=cfg)

@@ -74,7 +74,8 @@ def netx_chain(program: Program) -> tuple[NetxChain | None, list[UnsupportedErro
     problems: list[UnsupportedError] = []
     current, flatten = program.inputs[0], False
     while True:
-        nxt = [c for c in program.consumers(current) if current not in c.recurrent]
+        feedback = program.ops[current].recurrent         # the population's own dense_rec
+        nxt = [c for c in program.consumers(current) if c.name not in feedback]
         outputs = [c for c in nxt if isinstance(c, OutputOp)]
         nxt = [c for c in nxt if not isinstance(c, OutputOp)]
         if outputs:

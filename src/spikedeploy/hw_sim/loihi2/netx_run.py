@@ -14,17 +14,16 @@ import json
 import numpy as np
 
 from ...compat.netx import import_netx
-from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
 from ...ir.ops import DelayOp, Program
 from ..lava_builders import GRADED_MESSAGE_BITS, input_stream
-from ..lava_compiler import align_windows, check_quiet
+from ..lava_compiler import align_windows, run_windows
 from ..timing import schedule
 from .netx_file import LAYERS_ATTR
-from .stock import recurrent_populations
+from .stock import recurrent_synapses
 
 
 def _flat(port, shape: tuple):
@@ -57,13 +56,17 @@ def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tu
         sink = SinkBuffer(shape=(program.ops[name].size,), buffer=n * window)
         _flat(layer.out, shape).connect(sink.a_in)
         sinks[name] = sink
+    # netx's dense_rec block holds the population's recurrent synapse as synapse_rec
+    by_neuron = dict(zip(names[1:], net.layers))
+    buffers = {}
+    for syn, pos in recurrent_synapses(program).items():
+        (neuron,) = [c.name for c in program.consumers(syn)]
+        buffers[by_neuron[neuron].synapse_rec.a_buff] = pos
     try:
-        net.run(condition=RunSteps(num_steps=n * window),
-                run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        run_windows(net, Loihi2SimCfg(select_tag="fixed_pt"), n, window, buffers)
         raw = {name: sink.data.get() for name, sink in sinks.items()}
     finally:
         net.stop()
-    check_quiet({k: raw[k] for k in recurrent_populations(program)}, sched.latency, n, window)
     layers = align_windows(raw, sched.latency, n, window, num_steps, "fixed")
     records = {}
     for name in record:

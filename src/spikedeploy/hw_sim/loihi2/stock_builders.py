@@ -56,7 +56,7 @@ def _build_synapse(b: LavaBuild, op: Op):
     weights = np.asarray(op.matrix(b.fixed_weights(op).weight.astype(np.int64)).toarray()
                          if isinstance(op, (ScaleOp, ConvOp))
                          else b.fixed_weights(op).weight, np.int32)
-    proc = b.lava.DelayDense(weights=weights, delays=delays.astype(np.int32),
+    proc = b.lava.DelayDense(weights=weights, delays=delays.astype(int),   # Lava wants int
                              max_delay=int(delays.max()), weight_exp=0, num_weight_bits=8,
                              num_message_bits=b.message_bits(op), name=op.name)
     b.in_port[op.name] = proc.s_in

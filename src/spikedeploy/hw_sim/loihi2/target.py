@@ -163,6 +163,12 @@ def _neuron_rule(program: Program, op: Op) -> list:
         if not src.synaptic:
             out.append(_problem(op, "inputs", f"fed by '{src.name}' without a synapse: a "
                                 "Loihi neuron's input arrives through synapses"))
+        elif isinstance(src, ConvOp) and len(op.shape) == 3:
+            gain = np.broadcast_to(np.asarray(p.gain, np.float64), op.shape).reshape(op.shape[0], -1)
+            if not np.allclose(gain, gain[:, :1], rtol=1e-12, atol=0):
+                out.append(_problem(op, "v_threshold", "thresholds (or input gains) that differ "
+                                    f"within a channel under convolution '{src.name}': they fold "
+                                    "into the kernel, which every position shares"))
     return out
 
 
