@@ -32,7 +32,8 @@ $(STAMP)/package: $(STAMP)/lava pyproject.toml
 	touch $@
 
 # Test-only tools: neurobench and sinabs for the energy cross-checks; sinabs,
-# Norse and Rockpool as foreign NIR producers. sinabs pins nir<=1.0.4,
+# Norse and Rockpool as foreign NIR producers; nengo-loihi for the Loihi core-split
+# cross-check of the resource map. sinabs pins nir<=1.0.4,
 # neurobench pulls torchaudio/numba, Norse pulls a CUDA torch: all go in
 # without their dependencies (their real needs are listed), so torch, numpy
 # and nir stay as installed above.
@@ -40,6 +41,7 @@ $(STAMP)/crosscheck: $(STAMP)/package
 	$(PIP) install --quiet --no-deps neurobench==2.3.0 sinabs==3.1.3
 	$(PIP) install --quiet tqdm pbr nirtorch==2.6 matplotlib
 	$(PIP) install --quiet --no-deps norse==1.1.0 rockpool==3.1.0
+	$(PIP) install --quiet --no-deps nengo==4.1.0 nengo-loihi==1.1.0
 	touch $@
 
 demo: setup

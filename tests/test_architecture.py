@@ -2,7 +2,8 @@
 
 * Registry coverage: every op type a NIR lowering can produce has a float and
   a fixed reference runner, a Lava lowering (or a reasoned refusal), a
-  fixed-point quantisation rule and, when synaptic, an energy fan-out rule;
+  fixed-point quantisation rule, a Loihi 2 target rule and stock-process
+  lowering and, when synaptic, an energy fan-out rule;
   ``spikedeploy check`` derives its verdicts from those same tables.
 * Import rules (read with ``ast``, function-level imports included): no
   module imports a later stage or ``deploy``, and there are no import cycles.
@@ -20,6 +21,8 @@ import pytest
 from spikedeploy.energy.fanout import FANOUT
 from spikedeploy.hw_sim.check import check_graph
 from spikedeploy.hw_sim.lava_builders import BUILDERS
+from spikedeploy.hw_sim.loihi2.stock_builders import STOCK_BUILDERS
+from spikedeploy.hw_sim.loihi2.target import LOIHI2_RULES
 from spikedeploy.hw_sim.reference import FIXED_RUNNERS, FLOAT_RUNNERS, simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir import ops as ops_module
@@ -35,6 +38,8 @@ TABLES: dict[str, OpTable] = {
     "fixed reference runner": FIXED_RUNNERS,
     "Lava lowering": BUILDERS,
     "quantisation rule": fxp.QUANTISERS,
+    "Loihi 2 target rule": LOIHI2_RULES,
+    "Loihi 2 stock-process lowering": STOCK_BUILDERS,
 }
 PRODUCED = sorted({entry.produces for entry in LOWERINGS.values()}, key=lambda t: t.__name__)
 

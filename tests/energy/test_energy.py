@@ -691,7 +691,8 @@ def test_cli_energy_writes_all_reports_with_options(rng, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "profile loihi" in printed and "all synapses" in printed and "NeuroBench" in printed
-    assert sorted(os.listdir(out)) == ["report.csv", "report.html", "report.json"]
+    assert sorted(os.listdir(out)) == ["report.csv", "report.html", "report.json",
+                                       "resources.csv", "resources.html"]
     data = json.loads((out / "report.json").read_text())
     assert data["variant"] == "all" and data["memory_term"] and data["profile"]["name"] == "loihi"
     # a bad profile fails before anything runs or is written

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sdm-cnn, sdm-denoiser: epochs fine-tuning the TSM gains (default 2)")
     p.add_argument("--fit-steps", type=int, default=None,
                    help="ugo-*: optimiser steps fitting the ReLU MLP (default 2000)")
+    p.add_argument("--shared-neuron-params", action="store_const", const=True, default=None,
+                   help="mlp, snn-cnn, snn-rnn: one beta and one threshold per layer (what "
+                        "Loihi's stock LIF holds: needed for --target loihi2 and netx)")
 
     p = sub.add_parser(
         "export", help="export a checkpoint, or your own snnTorch model and weights, to NIR",
@@ -112,8 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "one, built without arguments) with --weights (a state_dict: .pt/.pth read "
                     "without unpickling, or .safetensors).")
     p.add_argument("checkpoint", nargs="?", default=None,
-                   help="checkpoint directory written by 'train' (or use --model)")
-    p.add_argument("-o", "--out", required=True, help="NIR file to write")
+                   help="checkpoint directory written by 'train' (or use --model); with "
+                        "--to netx also a NIR file")
+    p.add_argument("-o", "--out", required=True, help="file to write (.nir, or .net for netx)")
+    p.add_argument("--to", choices=["nir", "netx"], default="nir",
+                   help="nir (default), or netx: lava-dl's HDF5 network for Loihi 2, quantised "
+                        "for the loihi2 target (what it cannot hold is refused)")
+    p.add_argument("--input-scale", type=float, default=None,
+                   help="--to netx: integer units per unit of graded input (default 16 for "
+                        "direct-encoded digits, else 1: spikes)")
     _add_model_args(p)
     p.add_argument("--input-shape", default=None, metavar="C,H,W",
                    help="--model: one time step's input shape without the batch, e.g. 1,28,28")
@@ -135,8 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
     _add_graph_args(p)
     _add_data_args(p)
-    p.add_argument("--backend", choices=["lava", "reference"], default="lava")
-    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--backend", choices=["lava", "reference", "loihi2", "netx"], default="lava",
+                   help="lava (our processes), reference, loihi2 (Lava's stock processes, "
+                        "fixed point) or netx (the netx file, run by lava-dl)")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float",
+                   help="float or fixed (loihi2 and netx are always fixed)")
     p.add_argument("--save", default=None, help="write output and per-layer spikes to .npz")
 
     p = sub.add_parser("energy", help="per-layer operations and energy report")
@@ -154,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synaptic ops over non-zero weights only (default) or all synapses")
     p.add_argument("--memory", action="store_true",
                    help="add the memory-access term (weight reads, neuron state); off by default")
+    p.add_argument("--chip", default="loihi2",
+                   help="chip the report maps the layers onto (resources.html): loihi1, loihi2 "
+                        "(default) or a chip profile .toml")
 
     p = sub.add_parser("verify", help="compare snnTorch, the reference simulator and Lava")
     _add_graph_args(p)
@@ -165,12 +181,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed precision: largest tolerated fraction of differing spikes "
                         "vs the float reference (default 0)")
     p.add_argument("--no-lava", action="store_true", help="skip the Lava backend")
+    p.add_argument("--target", choices=["loihi2"], default=None,
+                   help="loihi2: compare the stock-process network and the netx file with the "
+                        "target's fixed reference (bit for bit), and the float reference")
     p.add_argument("--json", default=None, help="also write the result as JSON ('-' for stdout)")
 
     p = sub.add_parser("check", help="report which backends can run each node of a graph")
     _add_graph_args(p)
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--target", choices=["loihi2", "netx"], default=None,
+                   help="check for the Loihi 2 target (Lava's stock processes) or for a netx "
+                        "file instead of our Lava processes")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "resources", help="per-layer Loihi cores: compartments, axons, synapse memory",
+        description="How each layer splits over Loihi cores under every per-core ceiling "
+                    "(nengo-loihi's method; Loihi 2 figures are an estimate), the limiting "
+                    "ceiling, total cores and chips; with --samples or --input, measured "
+                    "spikes and traffic per core (reference simulator).")
+    _add_graph_args(p)
+    p.add_argument("--chip", default="loihi2",
+                   help="loihi1, loihi2 (default) or a chip profile .toml")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--samples", type=int, default=None,
+                   help="measure activity on N digits test samples")
+    g.add_argument("--input", default=None, help="measure activity on inputs .npy (T, N, ...)")
+    p.add_argument("--steps", type=int, default=None, help="time steps T (default: the graph's)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON instead of the table")
+    fmt.add_argument("--csv", action="store_true", help="CSV, one row per layer")
+    fmt.add_argument("--html", action="store_true", help="a self-contained HTML page")
+    p.add_argument("-o", "--out", default=None, help="write to this file instead of stdout")
 
     p = sub.add_parser("sweep", help="threshold guidance: accuracy and energy per threshold scale")
     _add_graph_args(p)

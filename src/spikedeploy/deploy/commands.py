@@ -15,9 +15,11 @@ from ..ir.load import read_nir
 from ..ir.lowering import lower
 from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
+from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
 from .inputs import resolve_inputs
-from .runs import layer_names, quantisation_lines, run_backend, save_records, spike_counts
+from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
+                   spike_counts)
 
 
 def _say(*parts) -> None:
@@ -49,27 +51,39 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from ..export.to_nir import export_checkpoint, export_model, write_nir
-    if (args.checkpoint is None) == (args.model is None):
-        raise SpikedeployError("give a checkpoint directory or --model FILE.py:NAME (one of them)")
-    if args.model is None:
-        if args.weights or args.input_shape or args.forward or args.readout:
-            raise SpikedeployError("--weights, --input-shape, --forward and --readout go with "
-                                   "--model; a checkpoint carries its own")
-        graph = export_checkpoint(args.checkpoint, threshold_scale=args.threshold_scale,
-                                  strict_nir=args.strict_nir)
+def _export_netx(args) -> int:
+    """NIR file, checkpoint or --model -> the Loihi 2 target -> a netx file."""
+    from ..hw_sim.loihi2.netx_file import write_netx
+    from ..hw_sim.loihi2.target import compile_loihi2
+    from ..metadata import ENCODING
+    source = Path(args.checkpoint) if args.checkpoint else None
+    if source is not None and source.is_file():
+        graph = read_nir(source)
+        program = lower(graph, dt=args.dt)
     else:
-        from .stages import load_model
-        if args.input_shape is None:
-            raise SpikedeployError("--model needs --input-shape (one step's input without the "
-                                   "batch, e.g. 1,28,28)")
-        model = load_model(args.model, args.weights)
-        graph = export_model(model, _shape_arg(args.input_shape), dt=args.dt or DEFAULT_DT,
-                             readout=args.readout, threshold_scale=args.threshold_scale,
-                             strict_nir=args.strict_nir, num_steps=args.steps,
-                             forward=args.forward)
-    write_nir(graph, args.out)
+        program = lower(_export_graph(args))
+    scale = args.input_scale
+    if scale is None:
+        scale = 16.0 if program.meta(ENCODING) == "direct" else 1.0
+    compiled = compile_loihi2(program, scale)
+    for note in compiled.notes:
+        _say(f"loihi2 pass: {note}")
+    write_netx(compiled, args.out)
+    _say(f"wrote {args.out}: netx network for Loihi 2 "
+         f"({sum(1 for op in compiled.program.ops.values() if op.synaptic)} layers, "
+         f"input scale {scale:g})")
+    for line in quantisation_lines(compiled.fixed):
+        _say(line)
+    return 0
+
+
+def cmd_export(args) -> int:
+    if args.to == "netx":
+        return _export_netx(args)
+    if args.input_scale is not None:
+        raise SpikedeployError("--input-scale goes with --to netx")
+    from ..export.to_nir import write_nir
+    write_nir(_export_graph(args), args.out)
     program = lower(read_nir(args.out))   # proves the written file reads back and lowers
     steps = program.meta(NUM_STEPS)
     _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s"
@@ -78,6 +92,27 @@ def cmd_export(args) -> int:
         print("spikedeploy: note: no --weights: the model's own initial weights were exported "
               "(built with torch seed 0, as verify --model builds them)", file=sys.stderr)
     return 0
+
+
+def _export_graph(args):
+    """The NIR graph of the checkpoint or the user's --model."""
+    from ..export.to_nir import export_checkpoint, export_model
+    if (args.checkpoint is None) == (args.model is None):
+        raise SpikedeployError("give a checkpoint directory or --model FILE.py:NAME (one of them)")
+    if args.model is None:
+        if args.weights or args.input_shape or args.forward or args.readout:
+            raise SpikedeployError("--weights, --input-shape, --forward and --readout go with "
+                                   "--model; a checkpoint carries its own")
+        return export_checkpoint(args.checkpoint, threshold_scale=args.threshold_scale,
+                                 strict_nir=args.strict_nir)
+    from .stages import load_model
+    if args.input_shape is None:
+        raise SpikedeployError("--model needs --input-shape (one step's input without the "
+                               "batch, e.g. 1,28,28)")
+    model = load_model(args.model, args.weights)
+    return export_model(model, _shape_arg(args.input_shape), dt=args.dt or DEFAULT_DT,
+                        readout=args.readout, threshold_scale=args.threshold_scale,
+                        strict_nir=args.strict_nir, num_steps=args.steps, forward=args.forward)
 
 
 def _shape_arg(text: str) -> tuple:
@@ -93,8 +128,11 @@ def _shape_arg(text: str) -> tuple:
 def cmd_simulate(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program)
-    _say(f"simulating on {args.backend} ({args.precision}, dt={program.dt:g} s): {batch.source}")
-    result = run_backend(graph, program, batch, args.backend, args.precision)
+    precision = "fixed" if args.backend in LOIHI2_BACKENDS else args.precision
+    _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}")
+    result = run_backend(graph, program, batch, args.backend, precision)
+    for note in result.info.get("notes", []):
+        _say(f"loihi2 pass: {note}")
     if result.fixed is not None:
         _say("quantisation error per layer (weights, thresholds, gains: relative RMS; du, dv: largest absolute):")
         for line in quantisation_lines(result.fixed):
@@ -117,11 +155,17 @@ def cmd_energy(args) -> int:
     batch = _batch(args, program)
     from ..energy.model import check_memory, load_profile
     from ..energy.report import energy_report
+    from ..hw_sim.loihi2.resources import load_chip
     profile = load_profile(args.profile)      # a bad profile fails before the run
+    load_chip(args.chip)                      # and so does a bad chip
     check_memory(profile, args.memory)
     result = run_backend(graph, program, batch, args.backend, args.precision)
-    report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory)
+    report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
+                           chip=args.chip)
     _say(report.to_table())
+    hw = report.to_dict()["hardware"]
+    _say(f"hardware: {hw['cores']} cores, {hw['chips']} chip(s) on {hw['chip']}"
+         f"{' (estimate)' if hw['estimate'] else ''}; resource map: {hw['resource_map']}")
     if args.out:
         paths = report.write(Path(args.out))
         _say("wrote " + ", ".join(str(p) for p in paths))
@@ -130,9 +174,36 @@ def cmd_energy(args) -> int:
 
 def cmd_check(args) -> int:
     from ..hw_sim.check import check_graph
-    report = check_graph(args.graph, dt=args.dt, precision=args.precision)
+    report = check_graph(args.graph, dt=args.dt, precision=args.precision,
+                         backend=args.target or "lava")
     _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return 0 if report.ok else 1
+
+
+def cmd_resources(args) -> int:
+    from ..hw_sim.loihi2.resource_formats import format_table, to_csv, to_html
+    from ..hw_sim.loihi2.resources import load_chip, resource_map
+    graph, program = _load(args)
+    chip = load_chip(args.chip)             # a bad chip name fails before any run
+    records = None
+    if args.samples is not None or args.input is not None:
+        batch = resolve_inputs(program, args.samples, args.input, None, args.steps, None, 100)
+        records = run_backend(graph, program, batch, "reference", "float").records
+    rmap = resource_map(program, chip, records)
+    if args.json:
+        text = json.dumps(rmap.to_dict(), indent=2) + "\n"
+    elif args.csv:
+        text = to_csv(rmap)
+    elif args.html:
+        text = to_html(rmap, title=f"{Path(args.graph).name} on {chip.name}")
+    else:
+        text = format_table(rmap)
+    if args.out:
+        write_text(args.out, text)
+        _say(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_verify(args) -> int:
@@ -144,11 +215,17 @@ def cmd_verify(args) -> int:
     if args.model:
         from .stages import load_model   # imports torch: only when asked
         model = load_model(args.model, args.weights)   # a bad model file fails before any run
-    fixed = fxp.for_run(program, args.precision, None, batch.input_scale)
-    runs = {"reference": run_backend(graph, program, batch, "reference", args.precision,
-                                     fixed=fixed)}
-    if not args.no_lava:
-        runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
+    precision = "fixed" if args.target else args.precision
+    float_program = program
+    if args.target:
+        runs = _target_runs(program, batch, args.no_lava)
+        program = runs["reference"].program
+    else:
+        fixed = fxp.for_run(program, args.precision, None, batch.input_scale)
+        runs = {"reference": run_backend(graph, program, batch, "reference", args.precision,
+                                         fixed=fixed)}
+        if not args.no_lava:
+            runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
     if args.checkpoint or model is not None:
         from .stages import checkpoint_records, snntorch_records   # imports torch
         if args.checkpoint:
@@ -159,7 +236,7 @@ def cmd_verify(args) -> int:
                                        forward=args.forward)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
-    report = verify_runs(program, runs, batch, args.precision, args.max_disagreement)
+    report = verify_runs(program, runs, batch, precision, args.max_disagreement, float_program)
     _say(format_verify(report))
     if args.json:
         text = json.dumps(report, indent=2)
@@ -170,12 +247,38 @@ def cmd_verify(args) -> int:
     return 0 if report["passed"] else 1
 
 
-def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: float) -> dict:
+def _target_runs(program, batch, no_lava: bool) -> dict:
+    """The Loihi 2 target's fixed reference, stock-process network and netx file (the
+    latter where netx can hold the graph)."""
+    from ..hw_sim.loihi2.netx_file import netx_chain
+    from ..hw_sim.loihi2.run import reference_loihi2
+    from ..hw_sim.loihi2.target import compile_loihi2
+    compiled = compile_loihi2(program, batch.input_scale)
+    for note in compiled.notes:
+        _say(f"loihi2 pass: {note}")
+    runs = {"reference": reference_loihi2(program, batch.x, compiled=compiled)}
+    if no_lava:
+        return runs
+    runs["loihi2"] = simulate_loihi2(program, batch.x, batch.input_scale, "loihi2",
+                                     compiled=compiled)
+    chain_problems = netx_chain(compiled.program)[1]
+    if chain_problems:
+        _say(f"netx: not run: {chain_problems[0]}")
+    else:
+        runs["netx"] = simulate_loihi2(program, batch.x, batch.input_scale, "netx",
+                                       compiled=compiled)
+    return runs
+
+
+def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: float,
+                float_program=None) -> dict:
     """Compare every backend with the reference simulator; float runs must agree exactly.
 
-    In fixed precision, Lava must still equal the fixed reference bit for bit,
-    and the fixed reference may differ from the float one (quantisation) by at
-    most ``max_disagreement`` of all recorded spikes.
+    In fixed precision, Lava (our processes, the stock ones, the netx file) must
+    still equal the fixed reference bit for bit, and the fixed reference may
+    differ from the float one of ``float_program`` (default: ``program``; the
+    Loihi 2 target's program is the graph's after its passes) by at most
+    ``max_disagreement`` of all recorded spikes.
     """
     base = runs["reference"]
     layers = layer_names(program) + [n for n in program.outputs if n not in layer_names(program)]
@@ -186,12 +289,12 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
             continue
         comp = compare_records(base, run, layers)
         comparisons[f"reference vs {name}"] = comp
-        exact_required = name == "lava" or precision == "float"
+        exact_required = name in ("lava",) + LOIHI2_BACKENDS or precision == "float"
         if exact_required and not comp.agrees:
             passed = False
     quant = None
     if precision == "fixed":
-        float_run = run_backend(None, program, batch, "reference", "float")
+        float_run = run_backend(None, float_program or program, batch, "reference", "float")
         quant = compare_records(float_run, base, layers)
         comparisons["float reference vs fixed reference"] = quant
         if quant.disagreement > max_disagreement:

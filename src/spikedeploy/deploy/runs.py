@@ -7,6 +7,8 @@ import numpy as np
 from ..errors import SpikedeployError
 from ..fileio import write_atomically
 from ..hw_sim.lava_runner import simulate_lava
+from ..hw_sim.loihi2.run import BACKENDS as LOIHI2_BACKENDS
+from ..hw_sim.loihi2.run import simulate_loihi2
 from ..hw_sim.reference import simulate
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
@@ -18,9 +20,13 @@ def run_backend(graph: nir.NIRGraph | None, program: Program, batch: InputBatch,
                 precision: str, record: str = "all",
                 fixed: fxp.FixedProgram | None = None) -> SimResult:
     """Run ``batch`` on ``backend``. In fixed point the run uses ``fixed`` (quantised here,
-    once, with the batch's input scale when not given); the result carries it."""
+    once, with the batch's input scale when not given); the result carries it. 'loihi2'
+    (Lava's stock processes) and 'netx' (the netx file) compile the program for the
+    Loihi 2 target and always run fixed point; their result carries the target's program."""
+    if backend in LOIHI2_BACKENDS:
+        return simulate_loihi2(program, batch.x, batch.input_scale, backend, record=record)
     if backend not in ("reference", "lava"):
-        raise SpikedeployError(f"unknown backend {backend!r} (lava|reference)")
+        raise SpikedeployError(f"unknown backend {backend!r} (lava|reference|loihi2|netx)")
     fixed = fxp.for_run(program, precision, fixed, batch.input_scale)
     if backend == "reference":
         return simulate(program, batch.x, precision, fixed, record=record)

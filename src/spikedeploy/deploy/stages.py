@@ -14,7 +14,8 @@ TRAIN_OPTIONS = {"hidden": "hidden", "steps": "num_steps", "encoding": "encoding
                  "epochs": "epochs", "seed": "seed", "bits": "bits", "onnx": "onnx_path",
                  "channels": "channels", "blocks": "blocks", "tsm": "tsm",
                  "tsm_epochs": "tsm_epochs", "qat_epochs": "qat_epochs",
-                 "train_subset": "train_subset", "fit_steps": "fit_steps"}
+                 "train_subset": "train_subset", "fit_steps": "fit_steps",
+                 "shared_neuron_params": "shared_neuron_params"}
 
 
 def train_options(args) -> dict:

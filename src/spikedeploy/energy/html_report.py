@@ -369,6 +369,13 @@ def render_html(report) -> str:
     ]
     for svg, caption in figures:
         parts.append(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>")
+    hw = report.to_dict()["hardware"]
+    if hw is not None:
+        parts.append(f"<p>Hardware: {hw['cores']} cores, {hw['chips']} chip(s) on "
+                     f"{escape(hw['chip'])}{' (estimate)' if hw['estimate'] else ''}"
+                     f"{'' if hw['fits'] else ', does not fit'}: see the "
+                     f"<a href=\"{escape(hw['resource_map'])}\">resource map</a> (per layer: "
+                     "compartments, axons, synapse memory, limiting ceiling, spikes per core).</p>")
     parts += ["<h2>Per layer</h2>", layer_table,
               "<h2>Other tools' definitions</h2>",
               "<p class='muted'>The same run counted as NeuroBench, sinabs and the fr x T x FLOPs "

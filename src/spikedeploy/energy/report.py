@@ -154,6 +154,7 @@ class EnergyReport:
     backend: str = ""
     precision: str = ""
     memory: bool = False
+    resources: object = None          # hw_sim.loihi2.resources.ResourceMap of the same run
     rows: list[LayerRow] = field(init=False)
 
     def __post_init__(self):
@@ -377,6 +378,7 @@ class EnergyReport:
         conv = self.conventions
         return {
             "schema": SCHEMA,
+            "hardware": self._hardware_dict(),
             "backend": self.backend, "precision": self.precision,
             "num_samples": n, "num_steps": self.num_steps,
             "dt": self.counts.program.dt,
@@ -472,14 +474,36 @@ class EnergyReport:
             write_text(path, text)
         return text
 
+    def _hardware_dict(self) -> dict | None:
+        """Cores per layer on the report's chip, from the resource map (``resources.*``)."""
+        rmap = self.resources
+        if rmap is None:
+            return None
+        return {"chip": rmap.chip.name, "estimate": rmap.chip.estimate,
+                "cores": rmap.totals["cores"], "chips": rmap.totals["chips"],
+                "fits": rmap.totals["fits"], "resource_map": RESOURCE_FILES[0],
+                "cores_per_layer": {lay.name: lay.cores for lay in rmap.layers}}
+
     def write(self, out_dir) -> list[Path]:
-        """report.json, report.csv and report.html in ``out_dir``; returns their paths."""
+        """report.json, report.csv and report.html in ``out_dir`` (and the resource map it
+        links to, resources.html and resources.csv); returns their paths."""
+        from ..fileio import write_text
+        from ..hw_sim.loihi2.resource_formats import to_csv, to_html
         out = Path(out_dir)
         paths = [out / "report.json", out / "report.csv", out / "report.html"]
         self.to_json(paths[0])
         self.to_csv(paths[1])
         self.to_html(paths[2])
+        if self.resources is not None:
+            html_path, csv_path = (out / name for name in RESOURCE_FILES)
+            write_text(html_path, to_html(self.resources, f"resource map on "
+                                                          f"{self.resources.chip.name}"))
+            write_text(csv_path, to_csv(self.resources))
+            paths += [html_path, csv_path]
         return paths
+
+
+RESOURCE_FILES = ("resources.html", "resources.csv")
 
 
 def _jsonable(obj):
@@ -505,12 +529,19 @@ def _cell(key: str, value) -> str:
 
 
 def energy_report(result: SimResult, profile: str | EnergyProfile = DEFAULT_PROFILE,
-                  variant: str = DEFAULT_VARIANT, memory: bool = False) -> EnergyReport:
+                  variant: str = DEFAULT_VARIANT, memory: bool = False,
+                  chip: str | None = None) -> EnergyReport:
     """Count a run's operations and price them.
 
-    ``variant``: "nonzero" | "all" synapses; ``memory``: add the memory-access term.
+    ``variant``: "nonzero" | "all" synapses; ``memory``: add the memory-access term;
+    ``chip``: also map the layers onto that chip's cores (the report links the map).
     """
     profile = load_profile(profile)
     check_memory(profile, memory)
+    resources = None
+    if chip is not None:
+        from ..hw_sim.loihi2.resources import resource_map
+        resources = resource_map(result.program, chip, result.records)
     return EnergyReport(count_operations(result), profile, variant,
-                        backend=result.backend, precision=result.precision, memory=memory)
+                        backend=result.backend, precision=result.precision, memory=memory,
+                        resources=resources)

@@ -31,12 +31,15 @@ from ..ir.passes import fold_biases
 from ..ir.producers import Note, producer_notes
 from ..metadata import DEFAULT_DT, DT, metadata_value
 from .lava_builders import lava_problem
+from .loihi2.netx_file import netx_chain
+from .loihi2.target import loihi2_problems
 from .reference import RUNNERS
 from .timing import schedule
 
-BACKENDS = ("reference-float", "reference-fixed", "lava-float", "lava-fixed")
+BACKENDS = ("reference-float", "reference-fixed", "lava-float", "lava-fixed", "loihi2", "netx")
 
 TIME_CONSTANTS = ("tau", "tau_mem", "tau_syn")
+LOIHI2_TARGETS = ("loihi2", "netx")      # always fixed point
 
 
 @dataclass
@@ -72,15 +75,18 @@ class CheckReport:
     lava_latency: int | None = None  # total steps Lava's pipeline adds (aligned away)
     producer: str = ""               # likely tool that wrote the graph ("" if unknown)
     notes: list[Note] = field(default_factory=list)   # what the producer meant that NIR does not say
+    target_notes: list[str] = field(default_factory=list)   # what the Loihi 2 passes changed
 
     @property
     def target(self) -> str:
-        return f"{self.backend}-{self.precision}"
+        return self.backend if self.backend in LOIHI2_TARGETS else f"{self.backend}-{self.precision}"
 
     def blocking(self) -> list[Problem]:
         """Problems that stop the chosen backend and precision."""
         relevant = {"", "reference-float", self.target}
-        if self.precision == "fixed":
+        if self.target == "netx":
+            relevant.add("loihi2")                     # a netx file holds what the target runs
+        if self.precision == "fixed" and self.target not in LOIHI2_TARGETS:
             relevant.add("reference-fixed")            # Lava fixed uses the same quantiser
         if self.target == "lava-fixed":
             relevant.add("lava-float")                 # and the same timing and op types
@@ -96,7 +102,7 @@ class CheckReport:
                 "lava_latency": self.lava_latency, "producer": self.producer,
                 "nodes": [asdict(n) for n in self.nodes],
                 "problems": [asdict(p) for p in self.problems],
-                "notes": [asdict(n) for n in self.notes]}
+                "notes": [asdict(n) for n in self.notes], "target_notes": self.target_notes}
 
     def to_json(self, path=None, indent: int = 2) -> str:
         text = json.dumps(self.to_dict(), indent=indent)
@@ -116,6 +122,8 @@ class CheckReport:
                 ok = ",".join(b for b in BACKENDS if n.backends.get(b)) or "-"
                 lines.append(f"{n.name.ljust(width)}  {n.type:<10} {_shape(n.input_shape):<14} "
                              f"{_shape(n.output_shape):<14} {ok}")
+        if self.target in LOIHI2_TARGETS and self.target_notes:
+            lines += [f"loihi2 pass: {note}" for note in self.target_notes]
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines += [f"  {p}" for p in self.problems]
@@ -133,12 +141,16 @@ def _shape(s) -> str:
 
 def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
                 precision: str = "float", input_scale: float = 1.0) -> CheckReport:
-    """Check a NIR file or graph for ``backend`` ('lava'|'reference') and precision."""
+    """Check a NIR file or graph for ``backend`` ('lava'|'reference', or the Loihi 2 target
+    'loihi2'|'netx', always fixed point) and precision."""
     source = str(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else "<graph>"
+    if backend in LOIHI2_TARGETS:
+        precision = "fixed"
     report = CheckReport(source, backend, precision)
-    if backend not in ("lava", "reference") or precision not in ("float", "fixed"):
+    if backend not in ("lava", "reference") + LOIHI2_TARGETS or precision not in ("float", "fixed"):
         report.problems.append(Problem("<request>", "backend", f"unknown backend/precision "
-                                       f"{backend}/{precision} (lava|reference, float|fixed)"))
+                                       f"{backend}/{precision} (lava|reference|loihi2|netx, "
+                                       "float|fixed)"))
         return report
     graph = path_or_graph
     if not isinstance(graph, nir.NIRGraph):
@@ -262,9 +274,20 @@ def _check_backends(program: Program, report, input_scale) -> None:
     for exc in found:
         add(exc, "lava-float")
     report.lava_latency = sched.total_latency
+    # The Loihi 2 target: its passes, rules and quantisation; netx: the chain its loader builds.
+    compiled, found = loihi2_problems(program, input_scale)
+    for exc in found:
+        add(exc, "loihi2")
+    if compiled is not None:
+        for exc in netx_chain(compiled.program)[1]:
+            add(exc, "netx")
+        report.target_notes = list(compiled.notes)
     for name, node in info.items():
         if name not in program.ops:
             continue
-        for backend in BACKENDS[:3]:
+        for backend in BACKENDS[:3] + ("loihi2",):
             node.backends[backend] = name not in bad[backend]
         node.backends["lava-fixed"] = node.backends["lava-float"] and node.backends["reference-fixed"]
+        node.backends["netx"] = node.backends["loihi2"] and compiled is not None and \
+            not bad["netx"]
+

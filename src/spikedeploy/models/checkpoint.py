@@ -6,6 +6,8 @@
 * ``config.json``: what is needed to rebuild the module and use it --
   architecture, sizes, num_steps T, dt, encoding, seed, dataset, readout,
   input_shape, the neuron settings, and the test accuracy.
+  ``shared_neuron_params`` (mlp, snn-cnn, snn-rnn; absent means false):
+  true when each layer holds one 0-d beta and threshold, not per-neuron tensors.
 
 Architectures (:data:`ARCHITECTURES`, name in config.json -> builder and
 the keys it needs besides the common ones): ``mlp`` (the reference MLP),
@@ -63,7 +65,8 @@ def _build_mlp_from_config(config: dict) -> nn.Sequential:
                      num_outputs=config["num_outputs"], beta=config["beta"],
                      threshold=config["threshold"],
                      learn_beta=bool(config.get("learn_beta", False)),
-                     learn_threshold=bool(config.get("learn_threshold", False)))
+                     learn_threshold=bool(config.get("learn_threshold", False)),
+                     shared_neuron_params=config.get("shared_neuron_params", False))
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def training_config(result) -> dict:
         "num_steps": int(c.num_steps), "dt": float(c.dt), "encoding": c.encoding, "seed": int(c.seed),
         "beta": float(c.beta), "threshold": float(c.threshold),
         "learn_beta": bool(c.learn_beta), "learn_threshold": bool(c.learn_threshold),
+        "shared_neuron_params": bool(c.shared_neuron_params),
         "reset_mechanism": "zero", "reset_delay": False,
         "test_accuracy": float(result.test_accuracy),
         "training": {"epochs": c.epochs, "batch_size": c.batch_size, "lr": c.lr,
@@ -189,6 +193,9 @@ def _validate_config(config, where: str) -> None:
         if not (isinstance(shape, list) and shape and
                 all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
             raise SpikedeployError(f"{where}: 'input_shape' must be a list of positive ints, got {shape!r}")
+    if not isinstance(config.get("shared_neuron_params", False), bool):
+        raise SpikedeployError(f"{where}: 'shared_neuron_params' must be true or false, "
+                               f"got {config['shared_neuron_params']!r}")
     if "readout" in config:
         if config["readout"] not in READOUTS:
             raise SpikedeployError(f"{where}: unknown readout {config['readout']!r}")

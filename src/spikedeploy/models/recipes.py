@@ -14,7 +14,10 @@ name            model
 =============== ========================================================================
 
 :func:`train_recipe` maps the command line's options onto each recipe's
-arguments and refuses options a recipe does not take.
+arguments and refuses options a recipe does not take. ``mlp``, ``snn-cnn``
+and ``snn-rnn`` take ``shared_neuron_params=True``: one beta and one
+threshold per layer instead of per neuron, as Intel's stock Loihi LIF
+process holds one du/dv/threshold per population.
 """
 from __future__ import annotations
 
@@ -25,11 +28,14 @@ from ..errors import SpikedeployError
 from .fit import Trained
 
 
-def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_subset=None):
+def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_subset=None,
+         shared_neuron_params=None):
     from .checkpoint import training_config
     from .train import TrainConfig, train
     kwargs = {k: v for k, v in dict(hidden=hidden, num_steps=num_steps, encoding=encoding,
-                                    epochs=epochs, train_subset=train_subset).items() if v is not None}
+                                    epochs=epochs, train_subset=train_subset,
+                                    shared_neuron_params=shared_neuron_params).items()
+              if v is not None}
     result = train(TrainConfig(seed=seed, **kwargs))
     return Trained(result.model, training_config(result))
 
@@ -81,8 +87,9 @@ class Recipe:
 
 
 _COMMON = ("seed", "epochs", "train_subset")
+_SHARED = ("shared_neuron_params",)   # one beta and threshold per layer (Loihi's stock LIF)
 RECIPES: dict[str, Recipe] = {
-    "mlp": Recipe(_mlp, _COMMON + ("hidden", "num_steps", "encoding"),
+    "mlp": Recipe(_mlp, _COMMON + _SHARED + ("hidden", "num_steps", "encoding"),
                   "reference snnTorch MLP (Leaky neurons, spike-count readout)"),
     "sdm-cnn": Recipe(_sdm, _COMMON + ("num_steps", "channels", "blocks", "tsm", "tsm_epochs"),
                       "SDM residual IF CNN with TSM gains (BN folded at export)"),
@@ -95,9 +102,9 @@ RECIPES: dict[str, Recipe] = {
     "sdm-denoiser": Recipe(_denoiser, _COMMON + ("num_steps", "channels", "blocks", "tsm",
                                                  "tsm_epochs"),
                            "SDM-style spiking denoiser: epsilon prediction on noisy 8x8 digits"),
-    "snn-cnn": Recipe(_cnn, _COMMON + ("num_steps",),
+    "snn-cnn": Recipe(_cnn, _COMMON + _SHARED + ("num_steps",),
                       "Leaky CNN: conv -> LIF -> avg-pool -> conv -> LIF -> flatten -> fc -> LIF"),
-    "snn-rnn": Recipe(_rnn, _COMMON + ("hidden", "num_steps"),
+    "snn-rnn": Recipe(_rnn, _COMMON + _SHARED + ("hidden", "num_steps"),
                       "recurrent Leaky network: fc -> RLeaky (all-to-all) -> fc -> LIF"),
 }
 for _name in ("gelu", "exp", "recip", "rsqrt"):

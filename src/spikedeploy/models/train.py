@@ -40,6 +40,7 @@ class TrainConfig:
     threshold: float = 1.0
     learn_beta: bool = False
     learn_threshold: bool = False
+    shared_neuron_params: bool = False   # one beta and threshold per layer (Loihi's LIF)
     epochs: int = 8
     batch_size: int = 64
     lr: float = 5e-3
@@ -105,7 +106,8 @@ def train(config: TrainConfig | None = None, data: DigitsSplit | None = None) ->
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = build_mlp(hidden=config.hidden, beta=config.beta, threshold=config.threshold,
-                      learn_beta=config.learn_beta, learn_threshold=config.learn_threshold)
+                      learn_beta=config.learn_beta, learn_threshold=config.learn_threshold,
+                      shared_neuron_params=config.shared_neuron_params)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
     labels = torch.from_numpy(y_train)

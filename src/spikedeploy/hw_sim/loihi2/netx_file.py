@@ -41,6 +41,7 @@ from .target import Loihi2Program
 
 FORMAT = "netx"
 LAYERS_ATTR = "spikedeploy.layers"     # JSON list of the op name of every written layer
+INPUT_SCALE_ATTR = "spikedeploy.input_scale"   # integer units per unit of graded input
 
 
 @dataclass
@@ -229,6 +230,7 @@ def write_netx(l2: Loihi2Program, path) -> Path:
                 _neuron_group(group.create_group("neuron"), p)
                 names.append(neuron.name)
             f.attrs[LAYERS_ATTR] = json.dumps(names)
+            f.attrs[INPUT_SCALE_ATTR] = float(l2.fixed.input_scale)
 
     try:
         return write_atomically(path, write)

@@ -158,6 +158,11 @@ def _neuron_rule(program: Program, op: Op) -> list:
     if _nonzero(p.input_bias) and np.any(np.asarray(p.du) < 1):
         out.append(_problem(op, "bias", "an Affine bias into a current-based neuron (du < 1): "
                             "Loihi adds biases to v, while the graph filters this one through u"))
+    pairs = _decay_pairs(p)
+    if len(pairs) > 1:
+        out.append(_problem(op, "tau", f"{len(pairs)} different (du, dv) decays in one "
+                            "population: a stock LIF process holds one du and one dv "
+                            "(train with --shared-neuron-params)"))
     for name in op.inputs:
         src = _through_copies(program, name)
         if not src.synaptic:
@@ -170,6 +175,15 @@ def _neuron_rule(program: Program, op: Op) -> list:
                                     f"within a channel under convolution '{src.name}': they fold "
                                     "into the kernel, which every position shares"))
     return out
+
+
+def _decay_pairs(p) -> set:
+    """The population's distinct (du, dv) as the target's 12-bit registers hold them (the
+    decays' encoding depends on nothing else, so this is the quantiser's result)."""
+    flat = p.flat()
+    du = fxp.FIXED_ENCODINGS["decay_u"](flat.du, None)
+    dv = np.minimum(fxp.FIXED_ENCODINGS["decay_v"](flat.dv, None), fxp.LOIHI2_FIXED.dv_max)
+    return set(zip(du.astype(int).tolist(), dv.astype(int).tolist()))
 
 
 def prepare(program: Program) -> tuple[Program, list[str]]:
@@ -194,11 +208,6 @@ def _population_problems(fixed: fxp.FixedProgram) -> list:
         p = fixed.params.get(name)
         if p is None:
             continue
-        pairs = {(int(du), int(dv)) for du, dv in zip(np.ravel(p.du), np.ravel(p.dv))}
-        if len(pairs) > 1:
-            out.append(_problem(op, "tau", f"{len(pairs)} different (du, dv) decays in one "
-                                "population: a stock LIF process holds one du and one dv "
-                                "(train with --shared-neuron-params)"))
         if len(set(np.ravel(p.v_th).tolist())) > 1:
             out.append(_problem(op, "v_threshold", "different threshold mantissas in one "
                                 "population: a stock LIF process holds one vth"))

@@ -1,0 +1,111 @@
+"""The resource map as text (<= 100 columns), CSV and a self-contained HTML page."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import textwrap
+
+from .resources import CEILINGS, ResourceMap
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "~"
+
+
+_SHORT_CEILING = {"compartments": "compartments", "input_axons": "input axons",
+                  "output_axons": "output axons", "synapse_memory": "synapse mem"}
+
+
+def format_table(rmap: ResourceMap) -> str:
+    """Plain-text table, at most 100 columns wide."""
+    chip = rmap.chip
+    head = (f"{chip.name}: {chip.description}. Per core: {chip.compartments} compartments, "
+            f"{chip.input_axons} input axons, {chip.output_axons} output axons, "
+            f"{chip.synapse_memory_bits} synapse bits; {chip.cores_per_chip} cores per chip.")
+    lines = textwrap.wrap(head, 100)
+    if chip.estimate:
+        lines += textwrap.wrap("ESTIMATE: " + chip.note, 100)
+    row = "{:<18} {:>8} {:>7} {:>7} {:>10} {:>11} {:>6} {:<13} {:>5}"
+    lines += ["", row.format("layer", "neurons", "in_ax", "out_ax", "syn_nz", "syn_bits",
+                             "cores", "limit", "use%"), "-" * 93]
+    for lay in rmap.layers:
+        limit = _SHORT_CEILING.get(lay.limiting, lay.limiting) + ("" if lay.fits else "!")
+        lines.append(row.format(_short(lay.name, 18), lay.neurons, lay.input_axons,
+                                lay.output_axons, lay.synapses_nonzero, lay.synapse_bits,
+                                lay.cores, limit, f"{100 * lay.utilisation:.0f}"))
+    t = rmap.totals
+    lines.append("-" * 93)
+    lines.append(f"total: {t['layers']} layers, {t['neurons']} neurons, {t['cores']} cores, "
+                 f"{t['chips']} chip(s)" + ("" if t["fits"] else "; DOES NOT FIT (see '!')"))
+    if any(lay.spikes_per_step is not None for lay in rmap.layers):
+        arow = "{:<18} {:>12} {:>14} {:>14} {:>14} {:>16}"
+        lines += ["", arow.format("layer", "spikes/step", "spikes/core", "busiest core",
+                                  "traffic/step", "busiest synops"), "-" * 93]
+        for lay in rmap.layers:
+            lines.append(arow.format(_short(lay.name, 18), f"{lay.spikes_per_step:.3f}",
+                                     f"{lay.spikes_per_core_per_step:.3f}",
+                                     f"{lay.busiest_core_spikes_per_step:.3f}",
+                                     f"{lay.traffic_per_step:.3f}",
+                                     f"{lay.busiest_core_synops_per_step:.3f}"))
+    for lay in rmap.layers:
+        if lay.problem:
+            lines += textwrap.wrap(f"! {lay.name}: {lay.problem}", 100)
+    for note in rmap.notes:
+        lines += textwrap.wrap(f"note: {note}", 100)
+    return "\n".join(lines) + "\n"
+
+
+_CSV_FIELDS = ("name", "op_type", "neurons", "cores", "neurons_per_core", "limiting", "fits",
+               "problem", "formula_cores", "input_axons", "output_axons", "synapses_nonzero",
+               "synapses_total", "weight_bits", "delay_bits", "synapse_bits",
+               "compartment_profiles", "utilisation", "spikes_per_step",
+               "spikes_per_core_per_step", "busiest_core_spikes_per_step", "traffic_per_step",
+               "busiest_core_synops_per_step")
+
+
+def to_csv(rmap: ResourceMap) -> str:
+    """One row per layer (fullest core's usage in ``max_core_*``)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(_CSV_FIELDS) + [f"max_core_{c}" for c in CEILINGS]
+                    + ["sources", "targets"])
+    for lay in rmap.layers:
+        values = ["" if getattr(lay, f) is None else getattr(lay, f) for f in _CSV_FIELDS]
+        writer.writerow(values + [lay.max_core[c] for c in CEILINGS]
+                        + [" ".join(lay.sources), " ".join(lay.targets)])
+    return buf.getvalue()
+
+
+def to_html(rmap: ResourceMap, title: str = "spikedeploy resource map") -> str:
+    """One self-contained page: the chip's ceilings (with their sources), a row per layer."""
+    chip = rmap.chip
+    t = rmap.totals
+    cols = ["name", "neurons", "input_axons", "output_axons", "synapses_nonzero",
+            "synapse_bits", "cores", "limiting", "utilisation"]
+    if any(lay.spikes_per_step is not None for lay in rmap.layers):
+        cols += ["spikes_per_step", "spikes_per_core_per_step", "traffic_per_step",
+                 "busiest_core_synops_per_step"]
+
+    def cell(value):
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        return f"<td>{html.escape(str(value))}</td>"
+
+    rows = "".join("<tr>" + "".join(cell(getattr(lay, c)) for c in cols) + "</tr>"
+                   for lay in rmap.layers)
+    limits = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>"
+                     for k, v in chip.to_dict().items() if k not in ("note", "description"))
+    estimate = f"<p><b>Estimate.</b> {html.escape(chip.note)}</p>" if chip.estimate else ""
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in rmap.notes)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:1em auto}"
+            "table{border-collapse:collapse;display:block;overflow-x:auto}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+            "td:first-child{text-align:left}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(chip.description)}: "
+            f"{t['cores']} cores, {t['chips']} chip(s)"
+            f"{'' if t['fits'] else ' &mdash; DOES NOT FIT'}.</p>{estimate}"
+            "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
+            f"{rows}</table><h2>Chip profile</h2><ul>{limits}</ul>"
+            + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "") + "</body></html>\n")
