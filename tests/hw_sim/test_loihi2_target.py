@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from spikedeploy.errors import UnsupportedError
-from spikedeploy.hw_sim.loihi2.netx_file import netx_chain, write_netx
+from spikedeploy.hw_sim.loihi2.netx_file import netx_chain, netx_problems, write_netx
 from spikedeploy.hw_sim.loihi2.run import reference_loihi2, simulate_loihi2
 from spikedeploy.hw_sim.loihi2.target import compile_loihi2, loihi2_problems
 from spikedeploy.hw_sim.reference import simulate
@@ -197,3 +197,41 @@ def test_netx_refuses_what_its_loader_cannot_build(rng):
     chain, found = netx_chain(compiled.program)
     assert chain is None
     assert found[0].node == "lif1" and "chain" in found[0].reason
+
+
+def grouped_mlp(rng, betas=(0.8, 0.9, 0.95)):
+    """A hidden layer whose neurons take one of a few betas (per-neuron decays), and one
+    decay in the output layer."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([10])),
+        "fc1": nir.Affine(weight=rng.normal(0, 1.0, (15, 10)), bias=rng.normal(0, 0.05, 15)),
+        "lif1": lif_node(rng.choice(betas, 15), rng.uniform(0.6, 1.2, 15)),
+        "fc2": nir.Linear(weight=rng.normal(0, 1.0, (5, 15))),
+        "lif2": shared_lif(rng, (5,)),
+        "output": nir.Output(output_type=np.array([5])),
+    }
+    names = list(nodes)
+    return _g(nodes, list(zip(names[:-1], names[1:])))
+
+
+@pytest.mark.lava
+def test_per_neuron_decays_grouped_into_stock_populations(rng):
+    program = lower(grouped_mlp(rng))
+    compiled = compile_loihi2(program)
+    assert [len(ix) for _, ix in compiled.groups["lif1"]] and len(compiled.groups["lif1"]) == 3
+    x = spikes(rng, (12, 3, 10), p=0.4)
+    ref = reference_loihi2(program, x, compiled=compiled)
+    assert ref.records["lif1"].shape == (12, 3, 15) and "lif1_decay0" not in ref.records
+    float_run = simulate(program, x)
+    agree = np.mean(float_run.records["lif1"] == ref.records["lif1"])
+    assert agree > 0.9, agree              # the merged record is lif1's, neuron for neuron
+    _assert_bit_exact(ref, simulate_loihi2(program, x, compiled=compiled))
+    assert any(p.field == "tau" for p in netx_problems(compiled))
+
+
+def test_decays_that_cannot_be_grouped_are_refused_with_the_reason(rng):
+    g = grouped_mlp(rng)
+    g.nodes["lif2"] = lif_node(np.array([0.8, 0.9, 0.8, 0.9, 0.95]), np.ones(5))
+    _, found = loihi2_problems(lower(g))
+    (problem,) = [p for p in found if p.node == "lif2"]
+    assert problem.field == "tau" and "feeds 'output'" in problem.reason

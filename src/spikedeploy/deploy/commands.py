@@ -250,7 +250,7 @@ def cmd_verify(args) -> int:
 def _target_runs(program, batch, no_lava: bool) -> dict:
     """The Loihi 2 target's fixed reference, stock-process network and netx file (the
     latter where netx can hold the graph)."""
-    from ..hw_sim.loihi2.netx_file import netx_chain
+    from ..hw_sim.loihi2.netx_file import netx_problems
     from ..hw_sim.loihi2.run import reference_loihi2
     from ..hw_sim.loihi2.target import compile_loihi2
     compiled = compile_loihi2(program, batch.input_scale)
@@ -261,7 +261,7 @@ def _target_runs(program, batch, no_lava: bool) -> dict:
         return runs
     runs["loihi2"] = simulate_loihi2(program, batch.x, batch.input_scale, "loihi2",
                                      compiled=compiled)
-    chain_problems = netx_chain(compiled.program)[1]
+    chain_problems = netx_problems(compiled)
     if chain_problems:
         _say(f"netx: not run: {chain_problems[0]}")
     else:

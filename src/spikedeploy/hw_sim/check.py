@@ -31,7 +31,7 @@ from ..ir.passes import fold_biases
 from ..ir.producers import Note, producer_notes
 from ..metadata import DEFAULT_DT, DT, metadata_value
 from .lava_builders import lava_problem
-from .loihi2.netx_file import netx_chain
+from .loihi2.netx_file import netx_problems
 from .loihi2.target import loihi2_problems
 from .reference import RUNNERS
 from .timing import schedule
@@ -279,7 +279,7 @@ def _check_backends(program: Program, report, input_scale) -> None:
     for exc in found:
         add(exc, "loihi2")
     if compiled is not None:
-        for exc in netx_chain(compiled.program)[1]:
+        for exc in netx_problems(compiled):
             add(exc, "netx")
         report.target_notes = list(compiled.notes)
     for name, node in info.items():

@@ -148,6 +148,15 @@ def _layer(program: Program, op, delay, flatten) -> tuple[NetxLayer | None, Unsu
     return NetxLayer(kind, op.name, neuron.name, rec, delay, flatten), None
 
 
+def netx_problems(l2: Loihi2Program) -> list[UnsupportedError]:
+    """Why a netx file cannot hold the target's form of a graph (empty: it can)."""
+    if l2.groups:
+        return [_problem(name, "tau", f"split into {len(parts)} populations by decay for the "
+                         "stock processes; a netx layer holds one neuron configuration")
+                for name, parts in l2.groups.items()]
+    return netx_chain(l2.program)[1]
+
+
 # --- writing ------------------------------------------------------------------------------
 
 def _dense_weight(l2: Loihi2Program, name: str) -> np.ndarray:
@@ -178,9 +187,10 @@ def _bias(op: NeuronOp, p) -> np.ndarray | None:
 
 def write_netx(l2: Loihi2Program, path) -> Path:
     """Write the target's form of a Program as a netx file (atomically)."""
-    chain, problems = netx_chain(l2.program)
+    problems = netx_problems(l2)
     if problems:
         raise problems[0]
+    chain, _ = netx_chain(l2.program)
     import h5py
     path = Path(path)
     if not path.parent.is_dir():

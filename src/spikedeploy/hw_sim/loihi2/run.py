@@ -17,7 +17,7 @@ from ...ir.ops import Program
 from ..lava_runner import run_lava_job
 from ..reference import as_input_dict, simulate
 from ..result import SimResult
-from .netx_file import write_netx
+from .netx_file import netx_problems, write_netx
 from .target import Loihi2Program, compile_loihi2
 
 BACKENDS = ("loihi2", "netx")
@@ -37,17 +37,22 @@ def simulate_loihi2(program: Program, inputs, input_scale: float = 1.0, backend:
     wanted = names if record == "all" else list(target.outputs)
     files, options = None, None
     if backend == "netx":
+        problems = netx_problems(l2)
+        if problems:
+            raise problems[0]
         with tempfile.TemporaryDirectory(prefix="spikedeploy-netx-") as tmp:
             path = write_netx(l2, Path(tmp) / "model.net")
             files, options = {"model.net": path.read_bytes()}, {"netx_file": "model.net"}
     records, latency, elapsed = run_lava_job(backend, target, l2.fixed, data, "fixed", wanted,
                                              timeout, files, options)
-    return SimResult(target, records, backend=backend, precision="fixed", latency=latency,
-                     fixed=l2.fixed, info={"seconds": elapsed, "notes": l2.notes})
+    return SimResult(l2.view, l2.merge(records), backend=backend, precision="fixed",
+                     latency=latency, fixed=l2.fixed, info={"seconds": elapsed, "notes": l2.notes})
 
 
 def reference_loihi2(program: Program, inputs, input_scale: float = 1.0, record: str = "all",
                      compiled: Loihi2Program | None = None) -> SimResult:
     """The fixed reference simulator on the target's Program and integers."""
     l2 = compiled or compile_loihi2(program, input_scale)
-    return simulate(l2.program, inputs, precision="fixed", fixed=l2.fixed, record=record)
+    run = simulate(l2.program, inputs, precision="fixed", fixed=l2.fixed, record=record)
+    run.program, run.records = l2.view, l2.merge(run.records)
+    return run

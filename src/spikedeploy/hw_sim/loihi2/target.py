@@ -11,7 +11,9 @@ and compute in Loihi's fixed point. So a Program reaches the target through:
 1. :func:`prepare`: synapse chains fused (``passes.fuse_synapse_chains``:
    pooling into the next convolution or dense layer; a synapse feeds
    neurons only) and every population's thresholds folded into its input
-   gain and bias (``passes.fold_thresholds``; exact in floating point).
+   gain and bias (``passes.fold_thresholds``; exact in floating point);
+   then populations with several decays split into one population per
+   decay where the graph allows (:mod:`.decay_groups`).
 2. the rules of :data:`LOIHI2_RULES`, one per op type (what the stock
    processes cannot express: per-neuron decays, TSM gains, initial
    voltages, delayed or subtractive resets, non-zero v_reset, graded spike
@@ -40,6 +42,7 @@ from ...ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp
 from ...ir.passes import fold_thresholds, fuse_synapse_chains
 from ...metadata import RESET_DELAY, RESET_IN_STEP, RESET_MODE, SPIKE_VALUE, TSM_GAIN, V_INIT
 from ..timing import Schedule, schedule
+from .decay_groups import merge_group_records, split_decay_groups
 
 TARGET = "loihi2"
 MAX_DELAY = 62        # DelayDense's 6-bit delays; netx clamps at 62
@@ -48,10 +51,17 @@ MAX_DELAY = 62        # DelayDense's 6-bit delays; netx clamps at 62
 @dataclass
 class Loihi2Program:
     """A Program as the Loihi 2 target runs it (prepared, quantised) and its timing."""
-    program: Program                # fused, thresholds folded
+    program: Program                # fused, thresholds folded, decays grouped: what runs
     fixed: fxp.FixedProgram         # LOIHI2_FIXED quantisation of ``program``
     sched: Schedule
+    view: Program                   # ``program`` before decay grouping: what records show
+    groups: dict = field(default_factory=dict)        # population -> [(group, indices)]
     notes: list[str] = field(default_factory=list)    # what the passes changed
+
+    def merge(self, records: dict) -> dict:
+        """Records of ``program`` as records of ``view`` (decay groups reassembled)."""
+        sizes = {name: self.view.ops[name].size for name in self.groups}
+        return merge_group_records(records, self.groups, sizes)
 
 
 def _problem(op: Op, field_name: str, reason: str) -> UnsupportedError:
@@ -158,11 +168,6 @@ def _neuron_rule(program: Program, op: Op) -> list:
     if _nonzero(p.input_bias) and np.any(np.asarray(p.du) < 1):
         out.append(_problem(op, "bias", "an Affine bias into a current-based neuron (du < 1): "
                             "Loihi adds biases to v, while the graph filters this one through u"))
-    pairs = _decay_pairs(p)
-    if len(pairs) > 1:
-        out.append(_problem(op, "tau", f"{len(pairs)} different (du, dv) decays in one "
-                            "population: a stock LIF process holds one du and one dv "
-                            "(train with --shared-neuron-params)"))
     for name in op.inputs:
         src = _through_copies(program, name)
         if not src.synaptic:
@@ -175,15 +180,6 @@ def _neuron_rule(program: Program, op: Op) -> list:
                                     f"within a channel under convolution '{src.name}': they fold "
                                     "into the kernel, which every position shares"))
     return out
-
-
-def _decay_pairs(p) -> set:
-    """The population's distinct (du, dv) as the target's 12-bit registers hold them (the
-    decays' encoding depends on nothing else, so this is the quantiser's result)."""
-    flat = p.flat()
-    du = fxp.FIXED_ENCODINGS["decay_u"](flat.du, None)
-    dv = np.minimum(fxp.FIXED_ENCODINGS["decay_v"](flat.dv, None), fxp.LOIHI2_FIXED.dv_max)
-    return set(zip(du.astype(int).tolist(), dv.astype(int).tolist()))
 
 
 def prepare(program: Program) -> tuple[Program, list[str]]:
@@ -233,8 +229,10 @@ def loihi2_problems(program: Program, input_scale: float = 1.0
                     ) -> tuple[Loihi2Program | None, list[UnsupportedError]]:
     """Every reason the target cannot run ``program`` (all of them), and the compiled form
     when there is none."""
-    prepared, notes = prepare(program)
-    found: list[UnsupportedError] = []
+    view, notes = prepare(program)
+    prepared, groups, found = split_decay_groups(view)
+    notes += [f"'{name}' split into {len(parts)} populations, one per (du, dv) decay"
+              for name, parts in groups.items()]
     for op in prepared.ops.values():
         why = LOIHI2_RULES.problem(op)
         if why is not None:
@@ -251,7 +249,7 @@ def loihi2_problems(program: Program, input_scale: float = 1.0
     found += _population_problems(fixed)
     if found:
         return None, _unique(found)
-    return Loihi2Program(prepared, fixed, sched, notes), []
+    return Loihi2Program(prepared, fixed, sched, view, groups, notes), []
 
 
 def _unique(found: list) -> list:
