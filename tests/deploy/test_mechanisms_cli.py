@@ -151,3 +151,30 @@ def test_train_export_verify_cnn_and_rnn_from_the_command_line(model, tmp_path, 
     report = json.loads(out.read_text())
     assert report["passed"] and set(report["comparisons"]) == {"reference vs lava",
                                                                "reference vs snntorch"}
+
+
+# What each seed-paper mechanism uses that Lava's stock processes cannot hold (loihi2 target).
+LOIHI2_BLOCKERS = {"sdm-cnn": "spikedeploy.tsm_gain", "imp-lts": "spikedeploy.v_init",
+                   "fastsnn": "spikedeploy.reset_mode", "ugo-gelu": "spikedeploy.v_init",
+                   "sdm-denoiser": "spikedeploy.tsm_gain"}
+
+
+@pytest.mark.parametrize("model", list(DEMOS))
+def test_check_target_loihi2_names_every_blocking_node(model, demos, capsys, tmp_path):
+    root, _ = demos[model]
+    nir_path = tmp_path / "model.nir"
+    assert main(["export", str(root / "ckpt"), "-o", str(nir_path)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(nir_path), "--target", "loihi2", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    blocking = [p for p in report["problems"] if p["backend"] == "loihi2"]
+    assert blocking and all(p["node"] and p["field"] and p["reason"] for p in blocking)
+    fields = {p["field"] for p in blocking}
+    assert LOIHI2_BLOCKERS[model] in fields, fields
+    neurons_hit = {p["node"] for p in blocking if p["field"] == LOIHI2_BLOCKERS[model]}
+    graph_neurons = {n["name"] for n in report["nodes"] if n["type"] in ("LIF", "IF", "CubaLIF")}
+    assert neurons_hit and neurons_hit <= graph_neurons
+    out = tmp_path / "model.net"
+    assert main(["export", str(nir_path), "--to", "netx", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "(loihi2)" in err and not out.exists()

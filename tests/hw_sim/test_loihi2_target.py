@@ -58,6 +58,26 @@ def cnn_graph(rng, c1=4, c2=6):
     return _g(nodes, list(zip(names[:-1], names[1:])))
 
 
+def maxpool_graph(rng):
+    """Conv -> LIF -> MaxPool of spikes (SumPool -> Threshold: a netx conv layer with the
+    pooling kernel) -> Flatten -> Linear -> LIF."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([1, 8, 8])),
+        "conv1": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 1.0, (3, 1, 3, 3)),
+                            stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(3)),
+        "lif1": shared_lif(rng, (3, 8, 8)),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                              padding=np.array([0, 0])),
+        "maxpool": nir.Threshold(threshold=np.full((3, 4, 4), 0.5)),
+        "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([3, 4, 4])}),
+        "fc": nir.Linear(weight=rng.normal(0, 1, (5, 48))),
+        "lif2": shared_lif(rng, (5,)),
+        "output": nir.Output(output_type=np.array([5])),
+    }
+    names = list(nodes)
+    return _g(nodes, list(zip(names[:-1], names[1:])))
+
+
 def rnn_graph(rng, n_in=12, hidden=16, n_out=5):
     """Affine -> RLeaky (recurrent Affine) -> Affine -> LIF (the snn-rnn shape)."""
     nodes = {
@@ -115,6 +135,7 @@ def _assert_bit_exact(ref, run, min_spikes=3):
 @pytest.mark.parametrize("make, x_shape, backends", [
     (cnn_graph, (8, 3, 1, 8, 8), ("loihi2", "netx")),
     (rnn_graph, (10, 3, 12), ("loihi2", "netx")),
+    (maxpool_graph, (8, 3, 1, 8, 8), ("loihi2", "netx")),
     (skip_delay_graph, (12, 3, 10), ("loihi2",)),
 ])
 def test_stock_and_netx_bit_exact_with_fixed_reference(rng, make, x_shape, backends):
@@ -235,3 +256,30 @@ def test_decays_that_cannot_be_grouped_are_refused_with_the_reason(rng):
     _, found = loihi2_problems(lower(g))
     (problem,) = [p for p in found if p.node == "lif2"]
     assert problem.field == "tau" and "feeds 'output'" in problem.reason
+
+
+def test_threshold_mantissa_zero_refused(rng):
+    nodes = {"input": nir.Input(input_type=np.array([4])),
+             "fc": nir.Linear(weight=rng.normal(0, 1e4, (3, 4))),
+             "lif": lif_node(np.full(3, 0.9), np.full(3, 1e-3)),
+             "output": nir.Output(output_type=np.array([3]))}
+    names = list(nodes)
+    assert ("lif", "weight") in _problem_fields(lower(_g(nodes, list(zip(names[:-1], names[1:])))))
+
+
+def test_pooling_before_a_dense_layer_fuses_into_it(rng):
+    """AvgPool -> Flatten -> Affine becomes one Dense of the matrix product: same float spikes."""
+    g = cnn_graph(rng)
+    nodes = {k: v for k, v in g.nodes.items() if k not in ("conv2", "lif2")}
+    nodes["flat"] = nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([4, 4, 4])})
+    nodes["fc"] = nir.Affine(weight=rng.normal(0, 0.5, (10, 64)), bias=rng.normal(0, 0.1, 10))
+    names = list(nodes)
+    program = lower(_g(nodes, list(zip(names[:-1], names[1:]))))
+    compiled = compile_loihi2(program)
+    assert "pool" not in compiled.program.ops and "flat" not in compiled.program.ops
+    assert compiled.program.ops["fc"].weight.shape == (10, 256)
+    x = spikes(rng, (8, 4, 1, 8, 8), p=0.4)
+    before, after = simulate(program, x), simulate(compiled.program, x)
+    for name in ("lif1", "lif3"):
+        assert np.array_equal(before.records[name], after.records[name]), name
+    assert before.records["lif3"].sum() > 0

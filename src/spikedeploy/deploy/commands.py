@@ -58,8 +58,12 @@ def _export_netx(args) -> int:
     from ..metadata import ENCODING
     source = Path(args.checkpoint) if args.checkpoint else None
     if source is not None and source.is_file():
-        graph = read_nir(source)
-        program = lower(graph, dt=args.dt)
+        if args.strict_nir or args.model:
+            raise SpikedeployError("--strict-nir and --model go with a checkpoint or a model, "
+                                   "not with a NIR file")
+        program = lower(read_nir(source), dt=args.dt)
+        if args.threshold_scale != 1.0:
+            program = scale_thresholds(program, args.threshold_scale)
     else:
         program = lower(_export_graph(args))
     scale = args.input_scale

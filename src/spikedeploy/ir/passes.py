@@ -168,15 +168,13 @@ def _chain_before(program: Program, op: Op):
 
 def _fuse(first: Op, second: Op) -> Op | None:
     if isinstance(first, DenseOp) or isinstance(second, DenseOp):
-        weight = _dense(second.matrix()) @ _dense(first.matrix())
-        return DenseOp(second.name, second.shape, nir_type=second.nir_type, weight=weight)
+        from scipy import sparse          # sparse product: no dense copy of a conv's matrix
+        product = sparse.csr_matrix(second.matrix()) @ sparse.csr_matrix(first.matrix())
+        return DenseOp(second.name, second.shape, nir_type=second.nir_type,
+                       weight=np.asarray(product.toarray(), np.float64))
     if isinstance(first, ConvOp) and isinstance(second, ConvOp):
         return _pool_into_conv(first, second)
     return None
-
-
-def _dense(m) -> np.ndarray:
-    return np.asarray(m.toarray() if hasattr(m, "toarray") else m, np.float64)
 
 
 def _pool_into_conv(pool: ConvOp, conv: ConvOp) -> ConvOp | None:

@@ -10,7 +10,10 @@ Layout, as ``lava.lib.dl.netx.hdf5.Network`` reads it (lava-dl 0.6
     layer/i/{type="flatten"}                            before a dense layer after a conv
 
 netx builds a *chain*: every layer is one synapse (Dense, DelayDense or
-Conv) ending on one CUBA LIF population, fed by the layer before. Its
+Conv) ending on one CUBA LIF population, fed by the layer before. Pooling is
+a conv layer with its fixed depthwise kernel where a neuron follows it (a
+MaxPool of spikes: SumPool -> Threshold); before another synapse it has
+been fused into that synapse by the target's passes. Its
 neuron takes ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant`` and
 ``bias_mant = bias`` at ``bias_exp = 6``; conv weights are PyTorch's
 (C_out, C_in/groups, kH, kW), flipped and transposed by netx itself; a 2-D

@@ -204,6 +204,10 @@ def _population_problems(fixed: fxp.FixedProgram) -> list:
         p = fixed.params.get(name)
         if p is None:
             continue
+        if np.ravel(p.v_th)[0] < 1:
+            out.append(_problem(op, "weight", "the weights into this population are so large "
+                                "against its threshold that 8-bit weights leave a threshold "
+                                "mantissa of 0"))
         if len(set(np.ravel(p.v_th).tolist())) > 1:
             out.append(_problem(op, "v_threshold", "different threshold mantissas in one "
                                 "population: a stock LIF process holds one vth"))
