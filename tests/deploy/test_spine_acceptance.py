@@ -79,9 +79,10 @@ def test_demo_command_writes_every_artifact(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("checkpoint/model.safetensors", "checkpoint/config.json", "model.nir",
                  "rasters_lava_float.npz", "rasters_lava_fixed.npz", "report.json", "report.csv",
-                 "report.html", "summary.json"):
+                 "report.html", "summary.json", "model.net", "resources.html", "resources.csv"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["lava_float_identical_to_reference"] and summary["lava_fixed_bit_exact_with_reference"]
     assert summary["lava_float_accuracy"] == summary["snntorch_accuracy"]
+    assert summary["netx_bit_exact_with_target_reference"] and summary["loihi2_cores"] >= 2
     assert "snnTorch accuracy" in proc.stdout and "energy per inference" in proc.stdout
