@@ -74,7 +74,7 @@ def test_check_and_export_refuse_per_neuron_decays(per_neuron, tmp_path, capsys)
     out = tmp_path / "cnn.net"
     assert main(["export", str(per_neuron), "--to", "netx", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spikedeploy: error: node 'lif1', field 'tau'") and "more" in err
+    assert err.startswith("spikedeploy: error: node 'lif1', field ") and "6 more" in err
     assert len(err.splitlines()) == 1
     assert not out.exists() and not list(tmp_path.iterdir())
 
@@ -102,3 +102,35 @@ def test_verify_target_loihi2_passes_and_simulate_netx(shared, capsys, tmp_path)
     assert main(["simulate", path, "--backend", "netx", "--samples", "3"]) == 0
     out = capsys.readouterr().out
     assert "simulating on netx (fixed" in out and "accuracy:" in out
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["resources", "{nir}", "-o", "{tmp}"], "is a directory"),
+    (["resources", "{nir}", "-o", "{tmp}/no/such/r.txt"], "no such directory"),
+    (["resources", "{nir}", "--chip", "{tmp}/bad.toml"], "[limits] must be a table"),
+    (["export", "{nir}", "--to", "netx", "-o", "{tmp}/m.net", "--input-scale", "nan"],
+     "--input-scale must be a positive number"),
+    (["export", "{tmp}/missing.nir", "--to", "netx", "-o", "{tmp}/m.net"],
+     "no such NIR file or checkpoint directory"),
+    (["export", "{nir}", "--to", "netx", "-o", "{tmp}/m.net", "--weights", "w.pt"],
+     "not used with a NIR file"),
+    (["verify", "{nir}", "--target", "loihi2", "--precision", "float"],
+     "runs Loihi fixed point only"),
+])
+def test_loihi2_commands_refuse_bad_input_in_one_line(shared, tmp_path, capsys, argv, expect):
+    (tmp_path / "bad.toml").write_text("limits = 5\n")
+    argv = [a.format(nir=shared["mlp"], tmp=tmp_path) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
+    assert expect in err, err
+    assert not (tmp_path / "m.net").exists() and not (tmp_path / "no").exists()
+
+
+def test_resources_writes_json_csv_html(shared, tmp_path, capsys):
+    for fmt, check in (("--json", lambda t: json.loads(t)["totals"]["cores"] == 2),
+                       ("--csv", lambda t: t.splitlines()[0].startswith("name,")),
+                       ("--html", lambda t: "<table>" in t and "estimate" in t.lower())):
+        out = tmp_path / f"r{fmt}"
+        assert main(["resources", str(shared["mlp"]), fmt, "-o", str(out)]) == 0
+        assert check(out.read_text()), fmt

@@ -118,6 +118,47 @@ def skip_delay_graph(rng, n=10):
     return _g(nodes, edges)
 
 
+def delay_bias_graph(rng):
+    """A biased population keeps spiking after its sample ends; a NIR Delay before the next
+    Dense (a DelayDense) must not carry that tail into the next sample."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([3])),
+        "fc1": nir.Affine(weight=rng.normal(0, 1.0, (4, 3)), bias=np.array([0.3, 0.45, 0.2, 0.35])),
+        "lif1": lif_node(np.full(4, 0.9), np.ones(4)),
+        "delay": nir.Delay(delay=np.array([3, 3, 2, 4]) * DT),
+        "fc2": nir.Linear(weight=np.abs(rng.normal(0, 1.0, (2, 4))) + 0.3),
+        "lif2": lif_node(np.full(2, 0.5), np.ones(2)),
+        "output": nir.Output(output_type=np.array([2])),
+    }
+    names = list(nodes)
+    return _g(nodes, list(zip(names[:-1], names[1:])))
+
+
+def conv_scale_graph(rng):
+    """Conv -> LIF -> Scale over the (C, H, W) map -> LIF: netx's dense layer after a conv
+    reads it through a flatten layer."""
+    nodes = {"input": nir.Input(input_type=np.array([1, 4, 4])),
+             "conv1": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0.5, 1, (2, 1, 3, 3)),
+                                 stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(2)),
+             "lif1": shared_lif(rng, (2, 4, 4)),
+             "scale": nir.Scale(scale=rng.uniform(0.5, 2.0, (2, 4, 4))),
+             "lif2": lif_node(np.full((2, 4, 4), 0.85), np.ones((2, 4, 4))),
+             "output": nir.Output(output_type=np.array([2, 4, 4]))}
+    names = list(nodes)
+    return _g(nodes, list(zip(names[:-1], names[1:])))
+
+
+def map_input_dense_graph(rng):
+    """A (C, H, W) input flattened into a Dense first layer (netx's input is then flat)."""
+    nodes = {"input": nir.Input(input_type=np.array([2, 3, 3])),
+             "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([2, 3, 3])}),
+             "fc1": nir.Linear(weight=rng.normal(0.3, 1, (4, 18))),
+             "lif1": shared_lif(rng, (4,)),
+             "output": nir.Output(output_type=np.array([4]))}
+    names = list(nodes)
+    return _g(nodes, list(zip(names[:-1], names[1:])))
+
+
 def _assert_bit_exact(ref, run, min_spikes=3):
     compared = 0
     for name, rec in run.records.items():
@@ -137,6 +178,9 @@ def _assert_bit_exact(ref, run, min_spikes=3):
     (rnn_graph, (10, 3, 12), ("loihi2", "netx")),
     (maxpool_graph, (8, 3, 1, 8, 8), ("loihi2", "netx")),
     (skip_delay_graph, (12, 3, 10), ("loihi2",)),
+    (delay_bias_graph, (6, 3, 3), ("loihi2", "netx")),
+    (conv_scale_graph, (6, 2, 1, 4, 4), ("loihi2", "netx")),
+    (map_input_dense_graph, (6, 2, 2, 3, 3), ("loihi2", "netx")),
 ])
 def test_stock_and_netx_bit_exact_with_fixed_reference(rng, make, x_shape, backends):
     program = lower(make(rng))
@@ -283,3 +327,31 @@ def test_pooling_before_a_dense_layer_fuses_into_it(rng):
     for name in ("lif1", "lif3"):
         assert np.array_equal(before.records[name], after.records[name]), name
     assert before.records["lif3"].sum() > 0
+
+
+@pytest.mark.lava
+def test_integer_scaled_binary_inputs_are_sent_as_graded_values(rng):
+    """Inputs of 0/1 at an integer scale of 16 are 0/16 payloads, not 1-bit spikes."""
+    program = lower(map_input_dense_graph(rng))
+    compiled = compile_loihi2(program, 16.0)
+    x = spikes(rng, (6, 2, 2, 3, 3), p=0.5)
+    ref = reference_loihi2(program, x, 16.0, compiled=compiled)
+    for backend in ("loihi2", "netx"):
+        _assert_bit_exact(ref, simulate_loihi2(program, x, 16.0, backend, compiled=compiled),
+                          min_spikes=1)
+
+
+def test_netx_refuses_a_layer_whose_weights_quantise_to_zero(rng):
+    g = map_input_dense_graph(rng)
+    g.nodes["fc1"] = nir.Affine(weight=np.zeros((4, 18)), bias=np.full(4, 0.3))
+    compiled = compile_loihi2(lower(g))
+    (problem,) = netx_problems(compiled)
+    assert (problem.node, problem.field) == ("fc1", "weight")
+
+
+def test_refusals_of_a_grouped_population_name_the_population(rng):
+    g = grouped_mlp(rng)
+    g.nodes["lif1"].metadata = {"spikedeploy.v_init": 0.2}
+    found = loihi2_problems(lower(g))[1]
+    assert {p.node for p in found} == {"lif1"}
+    assert [p.field for p in found] == ["spikedeploy.v_init"]

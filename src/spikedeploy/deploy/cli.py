@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, default_samples=20)
     p.add_argument("--checkpoint", default=None, help="also run the snnTorch model")
     _add_model_args(p)
-    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--precision", choices=["float", "fixed"], default=None,
+                   help="float (default) or fixed; --target loihi2 is always fixed")
     p.add_argument("--max-disagreement", type=float, default=0.0,
                    help="fixed precision: largest tolerated fraction of differing spikes "
                         "vs the float reference (default 0)")

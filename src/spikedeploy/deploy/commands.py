@@ -17,7 +17,7 @@ from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
-from .inputs import resolve_inputs
+from .inputs import digits_input_scale, resolve_inputs
 from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
                    spike_counts)
 
@@ -53,22 +53,31 @@ def cmd_train(args) -> int:
 
 def _export_netx(args) -> int:
     """NIR file, checkpoint or --model -> the Loihi 2 target -> a netx file."""
+    import math
+
     from ..hw_sim.loihi2.netx_file import write_netx
     from ..hw_sim.loihi2.target import compile_loihi2
     from ..metadata import ENCODING
+    scale = args.input_scale
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise SpikedeployError(f"--input-scale must be a positive number, got {scale}")
     source = Path(args.checkpoint) if args.checkpoint else None
+    if source is not None and not source.exists():
+        raise SpikedeployError(f"{source}: no such NIR file or checkpoint directory")
     if source is not None and source.is_file():
-        if args.strict_nir or args.model:
-            raise SpikedeployError("--strict-nir and --model go with a checkpoint or a model, "
-                                   "not with a NIR file")
+        given = [f"--{k.replace('_', '-')}" for k in ("model", "weights", "input_shape",
+                                                     "forward", "readout", "steps")
+                 if getattr(args, k)] + (["--strict-nir"] if args.strict_nir else [])
+        if given:
+            raise SpikedeployError(f"{', '.join(given)}: not used with a NIR file (they "
+                                   "describe a model to export)")
         program = lower(read_nir(source), dt=args.dt)
         if args.threshold_scale != 1.0:
             program = scale_thresholds(program, args.threshold_scale)
     else:
         program = lower(_export_graph(args))
-    scale = args.input_scale
     if scale is None:
-        scale = 16.0 if program.meta(ENCODING) == "direct" else 1.0
+        scale = digits_input_scale(program.meta(ENCODING))
     compiled = compile_loihi2(program, scale)
     for note in compiled.notes:
         _say(f"loihi2 pass: {note}")
@@ -178,8 +187,13 @@ def cmd_energy(args) -> int:
 
 def cmd_check(args) -> int:
     from ..hw_sim.check import check_graph
+    from ..metadata import ENCODING, metadata_value
+    try:       # the integer scale of the graph's own (digits) inputs, as simulate uses it
+        scale = digits_input_scale(metadata_value(read_nir(args.graph).metadata or {}, ENCODING))
+    except SpikedeployError:
+        scale = 1.0            # check_graph reports the unreadable file itself
     report = check_graph(args.graph, dt=args.dt, precision=args.precision,
-                         backend=args.target or "lava")
+                         backend=args.target or "lava", input_scale=scale)
     _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return 0 if report.ok else 1
 
@@ -203,11 +217,24 @@ def cmd_resources(args) -> int:
     else:
         text = format_table(rmap)
     if args.out:
-        write_text(args.out, text)
+        _write_output(args.out, text)
         _say(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _write_output(path, text: str) -> None:
+    """One output file, atomically, into a folder that exists (one-line errors)."""
+    out = Path(path)
+    if out.is_dir():
+        raise SpikedeployError(f"{out}: is a directory")
+    if not out.parent.is_dir():
+        raise SpikedeployError(f"{out.parent}: no such directory")
+    try:
+        write_text(out, text)
+    except OSError as exc:
+        raise SpikedeployError(f"{out}: cannot write: {exc.strerror or exc}")
 
 
 def cmd_verify(args) -> int:
@@ -219,17 +246,20 @@ def cmd_verify(args) -> int:
     if args.model:
         from .stages import load_model   # imports torch: only when asked
         model = load_model(args.model, args.weights)   # a bad model file fails before any run
-    precision = "fixed" if args.target else args.precision
+    if args.target and args.precision == "float":
+        raise SpikedeployError("--target loihi2 runs Loihi fixed point only (drop --precision "
+                               "float)")
+    precision = "fixed" if args.target else (args.precision or "float")
     float_program = program
     if args.target:
         runs = _target_runs(program, batch, args.no_lava)
         program = runs["reference"].program
     else:
-        fixed = fxp.for_run(program, args.precision, None, batch.input_scale)
-        runs = {"reference": run_backend(graph, program, batch, "reference", args.precision,
+        fixed = fxp.for_run(program, precision, None, batch.input_scale)
+        runs = {"reference": run_backend(graph, program, batch, "reference", precision,
                                          fixed=fixed)}
         if not args.no_lava:
-            runs["lava"] = run_backend(graph, program, batch, "lava", args.precision, fixed=fixed)
+            runs["lava"] = run_backend(graph, program, batch, "lava", precision, fixed=fixed)
     if args.checkpoint or model is not None:
         from .stages import checkpoint_records, snntorch_records   # imports torch
         if args.checkpoint:

@@ -52,9 +52,15 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     split = load_digits_split(seed=int(program.meta(SEED, DEFAULT_SEED)))
     x_test, y_test = split.x_test[:n], split.y_test[:n]
     x = encode(x_test, num_steps, encoding, seed=seed)   # as the trainer encodes its test set
-    scale = 16.0 if encoding == "direct" else 1.0
+    scale = digits_input_scale(encoding)
     return InputBatch(x.reshape((num_steps, len(x_test)) + tuple(op.shape)), y_test, scale,
                       f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
+
+
+def digits_input_scale(encoding: str | None) -> float:
+    """Fixed-point scale of the digits inputs: pixels are k/16 with direct encoding, spikes
+    with rate encoding."""
+    return 16.0 if encoding == "direct" else 1.0
 
 
 def load_npy(path: str, what: str) -> np.ndarray:

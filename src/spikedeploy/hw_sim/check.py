@@ -32,6 +32,7 @@ from ..ir.producers import Note, producer_notes
 from ..metadata import DEFAULT_DT, DT, metadata_value
 from .lava_builders import lava_problem
 from .loihi2.netx_file import netx_problems
+from .loihi2.target import BACKENDS as LOIHI2_TARGETS   # always fixed point
 from .loihi2.target import loihi2_problems
 from .reference import RUNNERS
 from .timing import schedule
@@ -39,7 +40,6 @@ from .timing import schedule
 BACKENDS = ("reference-float", "reference-fixed", "lava-float", "lava-fixed", "loihi2", "netx")
 
 TIME_CONSTANTS = ("tau", "tau_mem", "tau_syn")
-LOIHI2_TARGETS = ("loihi2", "netx")      # always fixed point
 
 
 @dataclass
@@ -282,12 +282,14 @@ def _check_backends(program: Program, report, input_scale) -> None:
         for exc in netx_problems(compiled):
             add(exc, "netx")
         report.target_notes = list(compiled.notes)
+    graph_wide_netx = any(n not in program.ops for n in bad["netx"])
     for name, node in info.items():
         if name not in program.ops:
             continue
         for backend in BACKENDS[:3] + ("loihi2",):
             node.backends[backend] = name not in bad[backend]
         node.backends["lava-fixed"] = node.backends["lava-float"] and node.backends["reference-fixed"]
-        node.backends["netx"] = node.backends["loihi2"] and compiled is not None and \
-            not bad["netx"]
+        # a netx file holds the whole graph or nothing: a graph-level refusal counts for all
+        node.backends["netx"] = (node.backends["loihi2"] and compiled is not None
+                                 and name not in bad["netx"] and not graph_wide_netx)
 

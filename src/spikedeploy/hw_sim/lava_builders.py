@@ -90,8 +90,8 @@ class LavaBuild:
         if isinstance(op, NeuronOp):
             return op.params.spiking and not op.params.graded
         if op.name in self.program.inputs:
-            x = self.data[op.name]
-            return bool(np.all((x == 0) | (x == 1)))
+            scale = self.fixed.scales[op.name] if self.precision == "fixed" else 1.0
+            return binary_input(self.data[op.name], scale)
         return False
 
     def message_bits(self, op) -> int:
@@ -106,6 +106,11 @@ class LavaBuild:
 
     def fixed_weights(self, op) -> fxp.FixedWeights:
         return self.fixed.params[op.name]
+
+
+def binary_input(x: np.ndarray, scale: float = 1.0) -> bool:
+    """Whether inputs (times their fixed-point scale) are 0/1 spikes: 1-bit messages."""
+    return bool(scale == 1.0 and np.all((x == 0) | (x == 1)))
 
 
 def input_stream(x: np.ndarray, window: int, scale: float | None) -> np.ndarray:

@@ -257,6 +257,14 @@ class Program:
     def consumers(self, name: str) -> list[Op]:
         return [op for op in self.ops.values() if name in op.inputs]
 
+    def through_copies(self, name: str) -> Op:
+        """The op whose values reach ``name`` through single-input copies (Flatten, Delay,
+        Output): ``name``'s own op when it computes something."""
+        op = self.ops[name]
+        while op.copies_input and len(op.inputs) == 1:
+            op = self.ops[op.inputs[0]]
+        return op
+
     def meta(self, key, default=None):
         return metadata_value(self.metadata, key, default)
 

@@ -95,8 +95,10 @@ def fold_thresholds(program: Program) -> Program:
     v > th is v / th > 1: dividing the neuron's input gain g (which multiplies
     every incoming edge and the Affine bias), its bias, v_reset and v_init by
     th gives a population with one threshold whose spikes are the same (in
-    floating point, up to rounding of the division). The quantiser then folds
-    g into the rows of the incoming weights. Returns a new Program.
+    floating point, up to the rounding of that one division). The quantiser
+    then folds g into the rows of the incoming weights. Populations with a
+    threshold <= 0 are left as they are (the targets refuse them). Returns a
+    new Program.
     """
     folded = copy.deepcopy(program)
     for op in folded.ops.values():

@@ -40,9 +40,11 @@ from ...errors import SpikedeployError, UnsupportedError
 from ...fileio import write_atomically
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, NeuronOp, OutputOp, Program, ReshapeOp,
                        ScaleOp)
+from ...ir import fixed_point as fxp
 from .target import Loihi2Program
 
 FORMAT = "netx"
+BIAS_EXP = fxp.LOIHI2_FIXED.bias_exp    # netx's neuron bias exponent, fixed at 6
 LAYERS_ATTR = "spikedeploy.layers"     # JSON list of the op name of every written layer
 INPUT_SCALE_ATTR = "spikedeploy.input_scale"   # integer units per unit of graded input
 
@@ -72,11 +74,13 @@ def _problem(node: str, field_name: str, reason: str) -> UnsupportedError:
 def netx_chain(program: Program) -> tuple[NetxChain | None, list[UnsupportedError]]:
     """The program read as netx's chain of layers, or every reason it is not one."""
     if len(program.inputs) != 1 or len(program.outputs) != 1:
-        return None, [_problem("<graph>", "inputs", f"{len(program.inputs)} inputs and "
-                               f"{len(program.outputs)} outputs: a netx network has one of each")]
+        extra = (program.inputs[1:] or program.outputs[1:] or ["<graph>"])[0]
+        return None, [_problem(extra, "inputs" if len(program.inputs) != 1 else "outputs",
+                               f"{len(program.inputs)} inputs and {len(program.outputs)} "
+                               "outputs: a netx network has one of each")]
     chain = NetxChain(program.inputs[0])
     problems: list[UnsupportedError] = []
-    current, flatten = program.inputs[0], False
+    current = program.inputs[0]
     while True:
         feedback = program.ops[current].recurrent         # the population's own dense_rec
         nxt = [c for c in program.consumers(current) if c.name not in feedback]
@@ -95,8 +99,8 @@ def netx_chain(program: Program) -> tuple[NetxChain | None, list[UnsupportedErro
             break
         op = nxt[0]
         delay = None
-        if isinstance(op, ReshapeOp):
-            flatten, current = True, op.name
+        if isinstance(op, ReshapeOp):          # netx flattens where a dense layer reads a map
+            current = op.name
             continue
         if isinstance(op, DelayOp):
             delay, cons = op.name, program.consumers(op.name)
@@ -107,20 +111,24 @@ def netx_chain(program: Program) -> tuple[NetxChain | None, list[UnsupportedErro
         if not op.synaptic:
             problems.append(_problem(op.name, "inputs", "a netx layer starts with a synapse"))
             break
-        layer, why = _layer(program, op, delay, flatten)
+        layer, why = _layer(program, op, delay)
         if why:
             problems.append(why)
             break
-        if chain.layers and isinstance(op, ConvOp) and chain.layers[-1].kind != "conv":
+        conv_before = chain.layers[-1].kind == "conv" if chain.layers \
+            else len(program.ops[chain.input].shape) == 3
+        if isinstance(op, ConvOp) and chain.layers and not conv_before:
             problems.append(_problem(op.name, "type", "a convolution after a dense layer: netx "
                                      "gives a dense layer no spatial shape"))
             break
+        # a dense layer reading a (W, H, C) map needs netx's flatten (C, H, W order: ours)
+        layer.flatten_before = layer.kind != "conv" and conv_before
         chain.layers.append(layer)
-        current, flatten = layer.neuron, False
+        current = layer.neuron
     return (None, problems) if problems else (chain, [])
 
 
-def _layer(program: Program, op, delay, flatten) -> tuple[NetxLayer | None, UnsupportedError | None]:
+def _layer(program: Program, op, delay) -> tuple[NetxLayer | None, UnsupportedError | None]:
     cons = program.consumers(op.name)
     if len(cons) != 1 or not isinstance(cons[0], NeuronOp):
         return None, _problem(op.name, "outputs", "a netx layer's synapse feeds its one neuron "
@@ -148,7 +156,7 @@ def _layer(program: Program, op, delay, flatten) -> tuple[NetxLayer | None, Unsu
                                   "population's own dense synapse after a dense layer "
                                   "(netx dense_rec)")
         kind, rec = "dense_rec", r.name
-    return NetxLayer(kind, op.name, neuron.name, rec, delay, flatten), None
+    return NetxLayer(kind, op.name, neuron.name, rec, delay), None
 
 
 def netx_problems(l2: Loihi2Program) -> list[UnsupportedError]:
@@ -157,7 +165,13 @@ def netx_problems(l2: Loihi2Program) -> list[UnsupportedError]:
         return [_problem(name, "tau", f"split into {len(parts)} populations by decay for the "
                          "stock processes; a netx layer holds one neuron configuration")
                 for name, parts in l2.groups.items()]
-    return netx_chain(l2.program)[1]
+    chain, problems = netx_chain(l2.program)
+    for layer in chain.layers if chain else []:
+        if layer.kind != "conv" and not np.any(l2.fixed.params[layer.synapse].weight):
+            problems.append(_problem(layer.synapse, "weight", "all weights quantise to 0: "
+                                     "lava-dl's loader scales a dense layer by its largest "
+                                     "weight and fails"))
+    return problems
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -179,13 +193,13 @@ def _neuron_group(group, p) -> None:
     group["gradedSpike"] = np.bool_(False)
 
 
-def _bias(op: NeuronOp, p) -> np.ndarray | None:
-    mant = np.asarray(p.bias, np.int64) >> 6                 # netx: bias_mant at exponent 6
+def _bias(op: NeuronOp, p, conv: bool) -> np.ndarray | None:
+    mant = np.asarray(p.bias, np.int64) >> BIAS_EXP           # netx: bias_mant at exponent 6
     if not mant.any():
         return None
-    if len(op.shape) == 3:                                  # netx wants (W, H, C) per neuron
+    if conv:                                                # a conv layer's neurons are (W, H, C)
         return mant.reshape(op.shape).transpose(2, 1, 0)
-    return mant
+    return mant.reshape(-1)
 
 
 def write_netx(l2: Loihi2Program, path) -> Path:
@@ -237,7 +251,7 @@ def write_netx(l2: Loihi2Program, path) -> Path:
                         steps = np.asarray(program.ops[layer.delay].steps, np.int64).reshape(-1)
                         group["delay"] = np.broadcast_to(steps[None, :], weight.shape).copy()
                 p = l2.fixed.params[neuron.name]
-                bias = _bias(neuron, p)
+                bias = _bias(neuron, p, layer.kind == "conv")
                 if bias is not None:
                     group["bias"] = bias
                 _neuron_group(group.create_group("neuron"), p)

@@ -4,8 +4,10 @@ Imported in the Lava worker. ``netx.hdf5.Network`` builds the stock
 processes from the file; netx resets layer i every ``reset_interval`` steps
 at offset ``reset_offset + 1 + i``, which with ``reset_offset = 1`` is the
 step a sample's first input reaches it (layer i sits i + 1 synaptic hops
-from the input). Samples run back to back in windows of T + L steps, and
-each layer's spikes are read at its latency, as for our own processes.
+from the input). Samples run back to back in windows of T + L steps (plus
+the room NIR Delays need), and each layer's spikes are read at its latency,
+as for our own processes; synapses that could carry one sample into the
+next are cleared from the host (:func:`.stock.synapses_to_clear`).
 """
 from __future__ import annotations
 
@@ -19,16 +21,18 @@ from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
 from ...ir.ops import DelayOp, Program
-from ..lava_builders import GRADED_MESSAGE_BITS, input_stream
+from ..lava_builders import GRADED_MESSAGE_BITS, binary_input, input_stream
 from ..lava_compiler import align_windows, run_windows
 from ..timing import schedule
 from .netx_file import LAYERS_ATTR
-from .stock import recurrent_synapses
+from .stock import synapses_to_clear
 
 
-def _flat(port, shape: tuple):
-    """A netx port in (W, H, C) as our flat C-order vector."""
-    return port.transpose((2, 1, 0)).reshape((int(np.prod(shape)),)) if len(shape) == 3 else port
+def _flat(port):
+    """A netx port as our flat C-order vector (a conv layer's is (W, H, C))."""
+    if len(port.shape) != 3:
+        return port
+    return port.transpose((2, 1, 0)).reshape((int(np.prod(port.shape)),))
 
 
 def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tuple[dict, int]:
@@ -41,27 +45,29 @@ def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tu
     num_steps, n = x.shape[:2]
     sched = schedule(program)
     window = sched.window(num_steps)
-    binary = bool(np.all((x == 0) | (x == 1)))
+    binary = binary_input(x, fixed.scales[inp])
     net = hdf5.Network(net_config=str(path), reset_interval=window, reset_offset=1,
                        input_message_bits=0 if binary else GRADED_MESSAGE_BITS)
     source = SourceBuffer(data=input_stream(x, window, fixed.scales[inp]))
     in_shape = program.ops[inp].shape
     port = source.s_out
-    if len(in_shape) == 3:
+    if len(net.inp.shape) == 3:           # a conv first layer reads (W, H, C)
         port = port.reshape(tuple(in_shape)).transpose((2, 1, 0))
     port.connect(net.inp)
     sinks = {}
     for layer, name in zip(net.layers, names[1:]):
-        shape = program.ops[name].shape
         sink = SinkBuffer(shape=(program.ops[name].size,), buffer=n * window)
-        _flat(layer.out, shape).connect(sink.a_in)
+        _flat(layer.out).connect(sink.a_in)
         sinks[name] = sink
-    # netx's dense_rec block holds the population's recurrent synapse as synapse_rec
+    # netx blocks: ``synapse`` (Dense or, with delays, DelayDense) and, for dense_rec, the
+    # population's recurrent ``synapse_rec``
     by_neuron = dict(zip(names[1:], net.layers))
     buffers = {}
-    for syn, pos in recurrent_synapses(program).items():
+    for syn, pos in synapses_to_clear(program).items():
         (neuron,) = [c.name for c in program.consumers(syn)]
-        buffers[by_neuron[neuron].synapse_rec.a_buff] = pos
+        block = by_neuron[neuron]
+        recurrent = syn in program.ops[neuron].recurrent
+        buffers[(block.synapse_rec if recurrent else block.synapse).a_buff] = pos
     try:
         run_windows(net, Loihi2SimCfg(select_tag="fixed_pt"), n, window, buffers)
         raw = {name: sink.data.get() for name, sink in sinks.items()}

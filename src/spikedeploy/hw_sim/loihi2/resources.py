@@ -176,6 +176,9 @@ def load_chip(name_or_path) -> ChipProfile:
         raise SpikedeployError(f"chip profile {path}: {str(exc).splitlines()[0]}") from None
     limits, fmt = data.get("limits", {}), data.get("synapse_format", {})
     sources = data.get("sources", {})
+    for table, value in (("limits", limits), ("synapse_format", fmt), ("sources", sources)):
+        if not isinstance(value, dict):
+            raise SpikedeployError(f"chip profile {path}: [{table}] must be a table")
     values = {}
     for table, keys in (("limits", _LIMIT_KEYS), ("synapse_format", _FORMAT_KEYS)):
         section = limits if table == "limits" else fmt

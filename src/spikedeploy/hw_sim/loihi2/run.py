@@ -5,7 +5,10 @@ Parent side (no Lava import): the Program is compiled for the target here
 (:func:`..lava_runner.run_lava_job`), and the result carries the target's
 Program and quantisation, so it compares bit for bit with
 :func:`reference_loihi2` -- the fixed reference simulator on the same
-integers.
+integers. Results show the target's program before decay grouping
+(``Loihi2Program.view``: the graph's population names, records reassembled);
+their ``fixed`` is the quantisation of the grouped program that ran (its
+per-layer errors name the groups).
 """
 from __future__ import annotations
 
@@ -18,9 +21,7 @@ from ..lava_runner import run_lava_job
 from ..reference import as_input_dict, simulate
 from ..result import SimResult
 from .netx_file import netx_problems, write_netx
-from .target import Loihi2Program, compile_loihi2
-
-BACKENDS = ("loihi2", "netx")
+from .target import BACKENDS, Loihi2Program, compile_loihi2
 
 
 def simulate_loihi2(program: Program, inputs, input_scale: float = 1.0, backend: str = "loihi2",

@@ -3,8 +3,8 @@
 The network is built by :data:`.stock_builders.STOCK_BUILDERS` through the
 same compiler loop as our own processes (:func:`..lava_compiler.run_program`),
 so sources, sinks, windows and alignment are shared; only the processes
-differ. Recurrent synapses get their buffer cleared from the host when their
-population restarts for a sample (:func:`recurrent_synapses`).
+differ. Recurrent synapses and synapses behind a NIR Delay get their buffer
+cleared from the host when a sample starts (:func:`synapses_to_clear`).
 """
 from __future__ import annotations
 
@@ -25,18 +25,25 @@ class StockProcesses(LavaProcesses):
     DelayDense = DelayDense
 
 
-def recurrent_synapses(program: Program) -> dict[str, int]:
-    """Recurrent synaptic op -> the window position at which its population restarts (its
-    latency): the step before which the host clears the synapse's buffer
-    (see :func:`..lava_compiler.run_windows`)."""
+def synapses_to_clear(program: Program) -> dict[str, int]:
+    """Synapses whose buffer can still hold the previous sample's spikes when a sample
+    starts -> the window position before which the host zeroes it (the latency of the op it
+    reads, whose real output starts there; see :func:`..lava_compiler.run_windows`):
+
+    - a recurrent synapse: in its population's first step it would deliver what the
+      population sent one step earlier, while the previous sample drained;
+    - a synapse behind a NIR Delay (a DelayDense): it holds up to d steps of its source's
+      spikes, the previous sample's tail included.
+    Latency-equalising delays need nothing: what they hold arrives before the consumer
+    restarts.
+    """
     lat = schedule(program).latency
+    recurrent = {program.through_copies(src).name
+                 for op in program.ops.values() for src in op.recurrent}
     clear = {}
     for name, op in program.ops.items():
-        for src in op.recurrent:
-            syn = program.ops[src]
-            while not syn.synaptic and len(syn.inputs) == 1:
-                syn = program.ops[syn.inputs[0]]
-            clear[syn.name] = lat[name]
+        if op.synaptic and (name in recurrent or isinstance(program.ops[op.inputs[0]], DelayOp)):
+            clear[name] = lat[op.inputs[0]]
     return clear
 
 
@@ -44,4 +51,4 @@ def run_stock(program, data, fixed, record) -> tuple[dict, int]:
     """(records aligned to input steps, latency) of the stock-process network."""
     record = [name for name in record if not isinstance(program.ops[name], DelayOp)]
     return run_program(program, data, "fixed", fixed, record, STOCK_BUILDERS, StockProcesses(),
-                       clear=recurrent_synapses(program))
+                       clear=synapses_to_clear(program))

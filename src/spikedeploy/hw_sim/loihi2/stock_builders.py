@@ -25,8 +25,7 @@ from ...ir import fixed_point as fxp
 from ...ir.op_table import OpTable
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, ReshapeOp,
                        ScaleOp, ThresholdOp)
-from ..lava_builders import (LavaBuild, LavaLowering, _build_conv, _build_dense, _build_input,
-                             _build_passthrough, _build_sparse)
+from ..lava_builders import BUILDERS, LavaBuild, LavaLowering
 
 STOCK_BUILDERS: OpTable[LavaLowering] = OpTable("Loihi 2 stock-process lowering", backend="loihi2")
 
@@ -50,9 +49,8 @@ def synapse_delays(b: LavaBuild, op: Op) -> np.ndarray | None:
 
 def _build_synapse(b: LavaBuild, op: Op):
     delays = synapse_delays(b, op)
-    if delays is None:
-        plain = {DenseOp: _build_dense, ScaleOp: _build_sparse, ConvOp: _build_conv}
-        return plain[type(op)](b, op)
+    if delays is None:                 # the stock synapse our own lowering uses too
+        return BUILDERS[type(op)].build(b, op)
     weights = np.asarray(op.matrix(b.fixed_weights(op).weight.astype(np.int64)).toarray()
                          if isinstance(op, (ScaleOp, ConvOp))
                          else b.fixed_weights(op).weight, np.int32)
@@ -66,10 +64,11 @@ def _build_synapse(b: LavaBuild, op: Op):
 
 def lif_arguments(p, window: int, latency: int) -> dict:
     """LIFReset's arguments for an integer population ``p`` (one du, dv, vth)."""
-    bias_mant = np.asarray(p.bias, np.int64) >> fxp.STATE_SHIFT
+    exp = fxp.LOIHI2_FIXED.bias_exp
+    bias_mant = np.asarray(p.bias, np.int64) >> exp
     return dict(du=int(np.ravel(p.du)[0]), dv=int(np.ravel(p.dv)[0]),
                 vth=int(np.ravel(p.v_th)[0]), bias_mant=bias_mant.astype(np.int32),
-                bias_exp=fxp.STATE_SHIFT, reset_interval=window,
+                bias_exp=exp, reset_interval=window,
                 reset_offset=(latency + 1) % window)
 
 
@@ -87,9 +86,10 @@ def _build_delay(b: LavaBuild, op: DelayOp):
     return None
 
 
-STOCK_BUILDERS[InputOp] = LavaLowering(_build_input)
+STOCK_BUILDERS[InputOp] = BUILDERS[InputOp]              # a RingBuffer source
 STOCK_BUILDERS[DenseOp] = STOCK_BUILDERS[ScaleOp] = STOCK_BUILDERS[ConvOp] = \
     LavaLowering(_build_synapse)
 STOCK_BUILDERS[NeuronOp] = STOCK_BUILDERS[ThresholdOp] = LavaLowering(_build_lif)
 STOCK_BUILDERS[DelayOp] = LavaLowering(_build_delay)
-STOCK_BUILDERS[ReshapeOp] = STOCK_BUILDERS[OutputOp] = LavaLowering(_build_passthrough)
+STOCK_BUILDERS[ReshapeOp] = BUILDERS[ReshapeOp]          # no process
+STOCK_BUILDERS[OutputOp] = BUILDERS[OutputOp]

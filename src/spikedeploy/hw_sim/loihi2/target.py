@@ -14,14 +14,17 @@ and compute in Loihi's fixed point. So a Program reaches the target through:
    gain and bias (``passes.fold_thresholds``; exact in floating point);
    then populations with several decays split into one population per
    decay where the graph allows (:mod:`.decay_groups`).
-2. the rules of :data:`LOIHI2_RULES`, one per op type (what the stock
-   processes cannot express: per-neuron decays, TSM gains, initial
-   voltages, delayed or subtractive resets, non-zero v_reset, graded spike
-   values, membrane-voltage readouts, inputs without a synapse, ...).
+2. the rules of :data:`LOIHI2_RULES`, one per op type, on that program
+   (what the stock processes cannot express: TSM gains, initial voltages,
+   delayed or subtractive resets, non-zero v_reset, graded spike values,
+   membrane-voltage readouts, inputs without a synapse, ...), then the
+   decay grouping (which refuses the per-neuron decays it cannot group);
 3. quantisation with :data:`~spikedeploy.ir.fixed_point.LOIHI2_FIXED`
    (the gain, i.e. the folded thresholds, in the rows of the 8-bit weights;
    one threshold mantissa; the Affine bias in the 13-bit bias mantissa),
-   then the population-level check that each has one (du, dv, vth).
+   then the check that each population has one non-zero threshold mantissa
+   (one du and dv each is what the grouping guarantees).
+Every problem names the graph's own node (a decay group by its population).
 
 ``spikedeploy check --target loihi2`` reports every problem of all three
 steps; :func:`compile_loihi2` returns what the stock lowering, the netx
@@ -45,6 +48,7 @@ from ..timing import Schedule, schedule
 from .decay_groups import merge_group_records, split_decay_groups
 
 TARGET = "loihi2"
+BACKENDS = ("loihi2", "netx")      # what runs the target: stock processes, a netx file
 MAX_DELAY = 62        # DelayDense's 6-bit delays; netx clamps at 62
 
 
@@ -53,7 +57,6 @@ class Loihi2Program:
     """A Program as the Loihi 2 target runs it (prepared, quantised) and its timing."""
     program: Program                # fused, thresholds folded, decays grouped: what runs
     fixed: fxp.FixedProgram         # LOIHI2_FIXED quantisation of ``program``
-    sched: Schedule
     view: Program                   # ``program`` before decay grouping: what records show
     groups: dict = field(default_factory=dict)        # population -> [(group, indices)]
     notes: list[str] = field(default_factory=list)    # what the passes changed
@@ -64,16 +67,9 @@ class Loihi2Program:
         return merge_group_records(records, self.groups, sizes)
 
 
-def _problem(op: Op, field_name: str, reason: str) -> UnsupportedError:
-    return UnsupportedError(op.name, field_name, reason, backend=TARGET)
-
-
-def _through_copies(program: Program, name: str) -> Op:
-    """The op whose values reach ``name`` through Flatten/Delay (which copy them)."""
-    op = program.ops[name]
-    while isinstance(op, (ReshapeOp, DelayOp)) and len(op.inputs) == 1:
-        op = program.ops[op.inputs[0]]
-    return op
+def _problem(op, field_name: str, reason: str) -> UnsupportedError:
+    """A refusal of node ``op`` (an op, or a node name)."""
+    return UnsupportedError(getattr(op, "name", op), field_name, reason, backend=TARGET)
 
 
 # --- rules per op type -----------------------------------------------------------------
@@ -92,7 +88,7 @@ def _output_rule(program: Program, op: Op) -> list:
     if len(op.inputs) != 1:
         return [_problem(op, "inputs", "an Output summing several edges has no stock process "
                          "(the sum would need a neuron population)")]
-    src = _through_copies(program, op.inputs[0])
+    src = program.through_copies(op.inputs[0])
     if src.synaptic:
         return [_problem(op, "inputs", f"fed by synapse '{src.name}' without a neuron: a Loihi "
                          "synapse ends on neurons, and only spikes leave the chip")]
@@ -123,7 +119,7 @@ def _synapse_rule(program: Program, op: Op) -> list:
         out.append(_problem(op, "bias", "a bias that reaches no neuron: Loihi's synapses have "
                             "none"))
     for name in op.inputs:
-        src = _through_copies(program, name)
+        src = program.through_copies(name)
         if src.synaptic:
             out.append(_problem(op, "inputs", f"fed by synapse '{src.name}' without a neuron "
                                 "between (a Loihi synapse feeds dendrites only, and this chain "
@@ -145,6 +141,9 @@ def _neuron_rule(program: Program, op: Op) -> list:
     if not p.spiking:
         return [_problem(op, "v_threshold", "a non-spiking neuron (LI/CubaLI/I readout) sends "
                          "its membrane voltage; stock LIF sends spikes only")]
+    if np.any(np.asarray(p.v_th) <= 0):
+        out.append(_problem(op, "v_threshold", "a threshold <= 0: stock LIF's threshold is an "
+                            "unsigned mantissa, and it cannot be folded into the weights"))
     if p.step_gain is not None:
         out.append(_problem(op, TSM_GAIN, "time-varying input gains (TSM): stock LIF has no "
                             "per-step gain"))
@@ -169,7 +168,7 @@ def _neuron_rule(program: Program, op: Op) -> list:
         out.append(_problem(op, "bias", "an Affine bias into a current-based neuron (du < 1): "
                             "Loihi adds biases to v, while the graph filters this one through u"))
     for name in op.inputs:
-        src = _through_copies(program, name)
+        src = program.through_copies(name)
         if not src.synaptic:
             out.append(_problem(op, "inputs", f"fed by '{src.name}' without a synapse: a "
                                 "Loihi neuron's input arrives through synapses"))
@@ -189,7 +188,8 @@ def prepare(program: Program) -> tuple[Program, list[str]]:
              for name, op in program.ops.items() if op.synaptic and name not in fused.ops]
     folded = fold_thresholds(fused)
     folded_names = [name for name, op in fused.ops.items() if isinstance(op, NeuronOp)
-                    and op.params.spiking and np.any(np.asarray(op.params.v_th) != 1)]
+                    and op.params.spiking and np.all(np.asarray(op.params.v_th) > 0)
+                    and np.any(np.asarray(op.params.v_th) != 1)]
     if folded_names:
         notes.append("thresholds folded into the incoming weights and bias of "
                      + ", ".join(f"'{n}'" for n in folded_names))
@@ -223,37 +223,48 @@ def _timing_problems(program: Program, sched: Schedule) -> list:
             out.append(_problem(op, "inputs", f"the edge from '{src}' needs {d} step(s) of "
                                 "latency equalisation, which stock processes only give on a "
                                 "synapse into a neuron (DelayDense)"))
-        elif d > MAX_DELAY:
-            out.append(_problem(source, "delay", f"needs {d} steps of delay; DelayDense holds "
-                                f"at most {MAX_DELAY}"))
+        else:
+            before = program.ops[source.inputs[0]]      # a NIR Delay adds its steps
+            total = d + (before.max_delay if isinstance(before, DelayOp) else 0)
+            if total > MAX_DELAY:
+                out.append(_problem(source, "delay", f"needs {total} steps of delay; "
+                                    f"DelayDense holds at most {MAX_DELAY}"))
     return out
 
 
 def loihi2_problems(program: Program, input_scale: float = 1.0
                     ) -> tuple[Loihi2Program | None, list[UnsupportedError]]:
-    """Every reason the target cannot run ``program`` (all of them), and the compiled form
-    when there is none."""
+    """Every reason the target cannot run ``program`` (all of them, named by the graph's own
+    nodes), and the compiled form when there is none."""
     view, notes = prepare(program)
-    prepared, groups, found = split_decay_groups(view)
-    notes += [f"'{name}' split into {len(parts)} populations, one per (du, dv) decay"
-              for name, parts in groups.items()]
-    for op in prepared.ops.values():
+    found: list[UnsupportedError] = []
+    for op in view.ops.values():
         why = LOIHI2_RULES.problem(op)
         if why is not None:
             found.append(_problem(op, "type", why))
             continue
-        found += LOIHI2_RULES[type(op)](prepared, op)
-    timing: list = []
-    sched = schedule(prepared, collect=timing)
-    found += [UnsupportedError(e.node, e.field, e.reason, backend=TARGET) for e in timing]
-    found += _timing_problems(prepared, sched)
-    quantised: list = []
-    fixed = fxp.quantise(prepared, input_scale, collect=quantised, target=fxp.LOIHI2_FIXED)
-    found += [UnsupportedError(e.node, e.field, e.reason, backend=TARGET) for e in quantised]
-    found += _population_problems(fixed)
+        found += LOIHI2_RULES[type(op)](view, op)
+    prepared, groups, refused = split_decay_groups(view)
+    found += refused
+    notes += [f"'{name}' split into {len(parts)} populations, one per (du, dv) decay"
+              for name, parts in groups.items()]
+    later: list = []
+    sched = schedule(prepared, collect=later)
+    later += _timing_problems(prepared, sched)
+    fixed = fxp.quantise(prepared, input_scale, collect=later, target=fxp.LOIHI2_FIXED)
+    later += _population_problems(fixed)
+    found += [_problem(_graph_name(view, e.node), e.field, e.reason) for e in later]
     if found:
         return None, _unique(found)
-    return Loihi2Program(prepared, fixed, sched, view, groups, notes), []
+    return Loihi2Program(prepared, fixed, view, groups, notes), []
+
+
+def _graph_name(view: Program, node: str) -> str:
+    """A node of the split program by its graph name (a decay group by its population)."""
+    if node in view.ops:
+        return node
+    base, _, index = node.rpartition("_decay")
+    return base if base in view.ops and index.isdigit() else node
 
 
 def _unique(found: list) -> list:
