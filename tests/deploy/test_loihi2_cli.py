@@ -2,6 +2,7 @@
 parameters: check --target loihi2, export --to netx, simulate and verify on the stock
 processes and on the netx file loaded by lava-dl."""
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -92,12 +93,19 @@ def test_export_netx_writes_netx_layout(shared, tmp_path, capsys):
 @pytest.mark.lava
 def test_verify_target_loihi2_passes_and_simulate_netx(shared, capsys, tmp_path):
     path = str(shared["snn-cnn"])
-    assert main(["verify", path, "--target", "loihi2", "--samples", "4",
+    ckpt = str(shared["snn-cnn"].with_suffix(""))
+    assert main(["verify", path, "--target", "loihi2", "--samples", "4", "--checkpoint", ckpt,
                  "--max-disagreement", "0.2", "--json", str(tmp_path / "v.json")]) == 0
     report = json.loads((tmp_path / "v.json").read_text())
     comps = report["comparisons"]
     assert comps["reference vs loihi2"]["agrees"] and comps["reference vs netx"]["agrees"]
-    assert "float reference vs fixed reference" in comps
+    assert comps["float reference vs snntorch"]["agrees"]       # snnTorch is a float run
+    assert "float reference vs fixed reference" in comps and report["failures"] == []
+    # with no tolerance the quantisation's spike changes fail, and the reason is printed
+    capsys.readouterr()
+    if comps["float reference vs fixed reference"]["disagreement"] > 0:
+        assert main(["verify", path, "--target", "loihi2", "--samples", "4"]) == 1
+        assert "FAILED: quantisation changes" in capsys.readouterr().out
     capsys.readouterr()
     assert main(["simulate", path, "--backend", "netx", "--samples", "3"]) == 0
     out = capsys.readouterr().out
@@ -116,6 +124,10 @@ def test_verify_target_loihi2_passes_and_simulate_netx(shared, capsys, tmp_path)
      "not used with a NIR file"),
     (["verify", "{nir}", "--target", "loihi2", "--precision", "float"],
      "runs Loihi fixed point only"),
+    (["verify", "{nir}", "--target", "loihi2", "--no-lava"], "drop --no-lava"),
+    (["simulate", "{nir}", "--backend", "netx", "--precision", "float"],
+     "runs Loihi fixed point only"),
+    (["export", "{nir}", "--to", "netx", "-o", "{tmp}/m.nir"], "name it .net"),
 ])
 def test_loihi2_commands_refuse_bad_input_in_one_line(shared, tmp_path, capsys, argv, expect):
     (tmp_path / "bad.toml").write_text("limits = 5\n")
@@ -125,6 +137,7 @@ def test_loihi2_commands_refuse_bad_input_in_one_line(shared, tmp_path, capsys, 
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
     assert expect in err, err
     assert not (tmp_path / "m.net").exists() and not (tmp_path / "no").exists()
+    assert not (tmp_path / "m.nir").exists()
 
 
 def test_resources_writes_json_csv_html(shared, tmp_path, capsys):
@@ -134,3 +147,12 @@ def test_resources_writes_json_csv_html(shared, tmp_path, capsys):
         out = tmp_path / f"r{fmt}"
         assert main(["resources", str(shared["mlp"]), fmt, "-o", str(out)]) == 0
         assert check(out.read_text()), fmt
+
+
+def test_resources_exit_1_when_the_network_does_not_fit(shared, tmp_path, capsys):
+    chip = (Path(__file__).parents[2] / "src/spikedeploy/hw_sim/loihi2/chips/loihi1.toml")
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(chip.read_text().replace("compartments = 1024", "compartments = 4")
+                    .replace("input_axons = 4096", "input_axons = 8"))
+    assert main(["resources", str(shared["mlp"]), "--chip", str(tiny)]) == 1
+    assert "DOES NOT FIT" in capsys.readouterr().out

@@ -391,3 +391,32 @@ def test_nengo_loihi_rejects_what_the_chunk_check_splits(rng):
         warnings.simplefilter("ignore")
         with pytest.raises(BuildError, match=r"Output axons \(9000\)"):
             _nengo_blocks(rng.normal(size=(1000, 1000)), validate=True)
+
+
+def test_recurrent_spikes_to_the_own_core_are_not_traffic():
+    """A 4-neuron population with an all-to-all recurrent Linear on one core: its spikes
+    reach no other core, so there is no inter-core traffic."""
+    program = lower(graph({"input": nir.Input(input_type=np.array([2])),
+                           "fc": nir.Linear(weight=np.ones((4, 2))), "lif": lif(4),
+                           "rec": nir.Linear(weight=np.ones((4, 4))),
+                           "out": nir.Output(output_type=np.array([4]))},
+                          [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"),
+                           ("lif", "out")]), dt=DT)
+    records = {"input": np.ones((2, 1, 2)), "lif": np.array([[[1, 0, 1, 0]], [[1, 1, 0, 0]]])}
+    layer = resource_map(program, "loihi1", records).layer("lif")
+    assert layer.cores == 1 and layer.spikes_per_step == 2.0
+    assert layer.traffic_per_step == 0.0
+
+
+def test_too_many_decay_profiles_on_a_core_do_not_fit():
+    """40 distinct betas in one 40-neuron layer: 40 compartment profiles > 32 per core."""
+    betas = np.linspace(0.5, 0.95, 40)
+    program = lower(graph({"input": nir.Input(input_type=np.array([3])),
+                           "fc": nir.Linear(weight=np.ones((40, 3))),
+                           "lif": lif_node(betas, np.ones(40)),
+                           "out": nir.Output(output_type=np.array([40]))},
+                          [("input", "fc"), ("fc", "lif"), ("lif", "out")]), dt=DT)
+    rmap = resource_map(program, "loihi1")
+    layer = rmap.layer("lif")
+    assert layer.compartment_profiles == 40 and not layer.fits and "profiles" in layer.problem
+    assert not rmap.totals["fits"]

@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-steps", type=int, default=None,
                    help="ugo-*: optimiser steps fitting the ReLU MLP (default 2000)")
     p.add_argument("--shared-neuron-params", action="store_const", const=True, default=None,
-                   help="mlp, snn-cnn, snn-rnn: one beta and one threshold per layer (what "
-                        "Loihi's stock LIF holds: needed for --target loihi2 and netx)")
+                   help="snn-cnn, snn-rnn (and mlp, whose fixed beta and threshold are shared "
+                        "anyway): one beta and one threshold per layer, what Loihi's stock LIF "
+                        "holds (the loihi2 target and netx need it)")
 
     p = sub.add_parser(
         "export", help="export a checkpoint, or your own snnTorch model and weights, to NIR",
@@ -148,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["lava", "reference", "loihi2", "netx"], default="lava",
                    help="lava (our processes), reference, loihi2 (Lava's stock processes, "
                         "fixed point) or netx (the netx file, run by lava-dl)")
-    p.add_argument("--precision", choices=["float", "fixed"], default="float",
-                   help="float or fixed (loihi2 and netx are always fixed)")
+    p.add_argument("--precision", choices=["float", "fixed"], default=None,
+                   help="float (default) or fixed; loihi2 and netx are always fixed")
     p.add_argument("--save", default=None, help="write output and per-layer spikes to .npz")
 
     p = sub.add_parser("energy", help="per-layer operations and energy report")

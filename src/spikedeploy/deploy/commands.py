@@ -78,6 +78,9 @@ def _export_netx(args) -> int:
         program = lower(_export_graph(args))
     if scale is None:
         scale = digits_input_scale(program.meta(ENCODING))
+    if Path(args.out).suffix == ".nir":
+        raise SpikedeployError(f"{args.out}: --to netx writes a lava-dl netx file, not NIR: "
+                               "name it .net")
     compiled = compile_loihi2(program, scale)
     for note in compiled.notes:
         _say(f"loihi2 pass: {note}")
@@ -85,9 +88,26 @@ def _export_netx(args) -> int:
     _say(f"wrote {args.out}: netx network for Loihi 2 "
          f"({sum(1 for op in compiled.program.ops.values() if op.synaptic)} layers, "
          f"input scale {scale:g})")
-    for line in quantisation_lines(compiled.fixed):
-        _say(line)
+    _say_quantisation(compiled.fixed)
     return 0
+
+
+QUANTISATION_WARNING = 0.1      # relative RMS weight error above which a layer is flagged
+
+
+def _say_quantisation(fixed) -> None:
+    """The per-layer quantisation error, and a warning for layers whose weights lost most of
+    their values (e.g. a large input scale leaves few weight levels)."""
+    _say("quantisation error per layer (weights, thresholds, gains: relative RMS; du, dv: "
+         "largest absolute):")
+    for line in quantisation_lines(fixed):
+        _say(line)
+    for layer, fields in fixed.errors.items():
+        for name, value in fields.items():
+            if name.startswith("weight") and value > QUANTISATION_WARNING:
+                print(f"spikedeploy: warning: {layer}: {name} quantises with {value:.0%} "
+                      "relative error (8-bit weights; with graded inputs a smaller input "
+                      "scale leaves more weight levels)", file=sys.stderr)
 
 
 def cmd_export(args) -> int:
@@ -141,15 +161,16 @@ def _shape_arg(text: str) -> tuple:
 def cmd_simulate(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program)
-    precision = "fixed" if args.backend in LOIHI2_BACKENDS else args.precision
+    if args.backend in LOIHI2_BACKENDS and args.precision == "float":
+        raise SpikedeployError(f"--backend {args.backend} runs Loihi fixed point only (drop "
+                               "--precision float)")
+    precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
     _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}")
     result = run_backend(graph, program, batch, args.backend, precision)
     for note in result.info.get("notes", []):
         _say(f"loihi2 pass: {note}")
     if result.fixed is not None:
-        _say("quantisation error per layer (weights, thresholds, gains: relative RMS; du, dv: largest absolute):")
-        for line in quantisation_lines(result.fixed):
-            _say(line)
+        _say_quantisation(result.fixed)
     if result.latency:
         _say(f"Lava pipeline latency: {result.latency} steps (outputs aligned)")
     for name, count in spike_counts(result).items():
@@ -208,6 +229,12 @@ def cmd_resources(args) -> int:
         batch = resolve_inputs(program, args.samples, args.input, None, args.steps, None, 100)
         records = run_backend(graph, program, batch, "reference", "float").records
     rmap = resource_map(program, chip, records)
+    from ..hw_sim.loihi2.target import loihi2_problems
+    refused = loihi2_problems(program, 1.0)[1]
+    if refused:
+        print(f"spikedeploy: note: the loihi2 target refuses this graph ({len(refused)} "
+              "problem(s): spikedeploy check --target loihi2); the map counts it as given",
+              file=sys.stderr)
     if args.json:
         text = json.dumps(rmap.to_dict(), indent=2) + "\n"
     elif args.csv:
@@ -221,7 +248,7 @@ def cmd_resources(args) -> int:
         _say(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
-    return 0
+    return 0 if rmap.totals["fits"] else 1       # a network that does not fit is refused
 
 
 def _write_output(path, text: str) -> None:
@@ -249,6 +276,9 @@ def cmd_verify(args) -> int:
     if args.target and args.precision == "float":
         raise SpikedeployError("--target loihi2 runs Loihi fixed point only (drop --precision "
                                "float)")
+    if args.target and args.no_lava:
+        raise SpikedeployError("--target loihi2 verifies the stock-process network and the "
+                               "netx file, which run on Lava: drop --no-lava")
     precision = "fixed" if args.target else (args.precision or "float")
     float_program = program
     if args.target:
@@ -309,39 +339,49 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
     """Compare every backend with the reference simulator; float runs must agree exactly.
 
     In fixed precision, Lava (our processes, the stock ones, the netx file) must
-    still equal the fixed reference bit for bit, and the fixed reference may
-    differ from the float one of ``float_program`` (default: ``program``; the
-    Loihi 2 target's program is the graph's after its passes) by at most
-    ``max_disagreement`` of all recorded spikes.
+    still equal the fixed reference bit for bit, snnTorch (a float run) must equal
+    the float reference of ``float_program`` (default: ``program``; the Loihi 2
+    target's program is the graph's after its passes), and the fixed reference may
+    differ from that float one by at most ``max_disagreement`` of all recorded
+    spikes. ``failures`` says why a verification failed.
     """
     base = runs["reference"]
     layers = layer_names(program) + [n for n in program.outputs if n not in layer_names(program)]
-    comparisons = {}
-    passed = True
+    comparisons, failures = {}, []
+    float_run = None
+    if precision == "fixed":
+        float_run = run_backend(None, float_program or program, batch, "reference", "float")
     for name, run in runs.items():
         if name == "reference":
             continue
-        comp = compare_records(base, run, layers)
-        comparisons[f"reference vs {name}"] = comp
-        exact_required = name in ("lava",) + LOIHI2_BACKENDS or precision == "float"
+        if name == "snntorch" and float_run is not None:
+            title, comp = "float reference vs snntorch", compare_records(float_run, run, layers)
+            exact_required = True
+        else:
+            title, comp = f"reference vs {name}", compare_records(base, run, layers)
+            exact_required = name in ("lava",) + LOIHI2_BACKENDS or precision == "float"
+        comparisons[title] = comp
         if exact_required and not comp.agrees:
-            passed = False
-    quant = None
-    if precision == "fixed":
-        float_run = run_backend(None, float_program or program, batch, "reference", "float")
+            failures.append(f"{title}: {comp.disagreement:.2e} of the values differ "
+                            "(must be identical)")
+    if float_run is not None:
         quant = compare_records(float_run, base, layers)
         comparisons["float reference vs fixed reference"] = quant
         if quant.disagreement > max_disagreement:
-            passed = False
+            failures.append(f"quantisation changes {quant.disagreement:.2e} of the spikes, more "
+                            f"than --max-disagreement {max_disagreement:g}")
     acc = {}
     labels = batch.labels
     if labels is not None:
         acc = {name: accuracy(run.output(), labels, program.readout)
                for name, run in runs.items() if program.outputs[0] in run.records}
+        if float_run is not None:
+            acc["float reference"] = accuracy(float_run.output(), labels, program.readout)
     return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
             "dt": program.dt,
             "threshold_scale": program.threshold_scale,
-            "passed": passed, "max_disagreement": max_disagreement, "accuracy": acc,
+            "passed": not failures, "failures": failures,
+            "max_disagreement": max_disagreement, "accuracy": acc,
             "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
 
 
@@ -356,7 +396,7 @@ def format_verify(report: dict) -> str:
             lines.append(f"    {layer['layer']:>16}: {layer['identical']}/{layer['total']} identical{where}")
     for name, value in report["accuracy"].items():
         lines.append(f"  accuracy {name:>10}: {value:.4f}")
-    lines.append("PASSED" if report["passed"] else "FAILED")
+    lines.append("PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
     return "\n".join(lines)
 
 

@@ -103,7 +103,7 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     ratio = headline["energy_per_inference_pJ"] / headline["ann_energy_per_inference_pJ"]
     say(f"energy per inference {headline['energy_per_inference_pJ'] / 1e3:.2f} nJ vs ANN "
         f"{headline['ann_energy_per_inference_pJ'] / 1e3:.2f} nJ (ratio {ratio:.3f}); "
-        f"total {headline['seconds']:.0f} s")
+        f"{headline['loihi2_cores']} Loihi 2 cores (estimate); total {headline['seconds']:.0f} s")
     return 0 if float_agree and fixed_agree and netx_agree else 1
 
 

@@ -31,9 +31,9 @@ from ..ir.passes import fold_biases
 from ..ir.producers import Note, producer_notes
 from ..metadata import DEFAULT_DT, DT, metadata_value
 from .lava_builders import lava_problem
-from .loihi2.netx_file import netx_problems
+from .loihi2.netx_file import netx_chain, netx_problems
 from .loihi2.target import BACKENDS as LOIHI2_TARGETS   # always fixed point
-from .loihi2.target import loihi2_problems
+from .loihi2.target import loihi2_problems, prepare
 from .reference import RUNNERS
 from .timing import schedule
 
@@ -76,6 +76,7 @@ class CheckReport:
     producer: str = ""               # likely tool that wrote the graph ("" if unknown)
     notes: list[Note] = field(default_factory=list)   # what the producer meant that NIR does not say
     target_notes: list[str] = field(default_factory=list)   # what the Loihi 2 passes changed
+    target_latency: int | None = None   # steps the Loihi 2 target's pipeline adds
 
     @property
     def target(self) -> str:
@@ -99,7 +100,8 @@ class CheckReport:
     def to_dict(self) -> dict:
         return {"source": self.source, "backend": self.backend, "precision": self.precision,
                 "dt": self.dt, "dt_source": self.dt_source, "ok": self.ok,
-                "lava_latency": self.lava_latency, "producer": self.producer,
+                "lava_latency": self.lava_latency, "loihi2_latency": self.target_latency,
+                "producer": self.producer,
                 "nodes": [asdict(n) for n in self.nodes],
                 "problems": [asdict(p) for p in self.problems],
                 "notes": [asdict(n) for n in self.notes], "target_notes": self.target_notes}
@@ -113,7 +115,11 @@ class CheckReport:
     def to_text(self) -> str:
         lines = [f"{self.source}: {'OK' if self.ok else 'FAILS'} for {self.target}"
                  + (f" (dt = {self.dt:g} s from {self.dt_source})" if self.dt else " (no dt)")]
-        if self.lava_latency is not None:
+        if self.target in LOIHI2_TARGETS:
+            if self.target_latency is not None:
+                lines.append(f"Loihi 2 pipeline latency L: {self.target_latency} steps (samples "
+                             "run in windows of T + L steps; aligned away)")
+        elif self.lava_latency is not None:
             lines.append(f"Lava pipeline latency: {self.lava_latency} steps (aligned away)")
         if self.nodes:
             width = max(len(n.name) for n in self.nodes)
@@ -282,6 +288,10 @@ def _check_backends(program: Program, report, input_scale) -> None:
         for exc in netx_problems(compiled):
             add(exc, "netx")
         report.target_notes = list(compiled.notes)
+        report.target_latency = schedule(compiled.program).total_latency
+    else:                       # what netx could not hold either, on the graph after the passes
+        for exc in netx_chain(prepare(program)[0])[1]:
+            add(exc, "netx")
     graph_wide_netx = any(n not in program.ops for n in bad["netx"])
     for name, node in info.items():
         if name not in program.ops:

@@ -25,7 +25,11 @@ def read_nir(path) -> nir.NIRGraph:
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:
-                raise SpikedeployError(f"{path}: not a NIR file (HDF5 without a 'node' group)")
+                hint = ("; it looks like a lava-dl netx file: spikedeploy runs the NIR graph it "
+                        "was written from (simulate --backend netx writes and runs the same file)"
+                        if "layer" in f else "")
+                raise SpikedeployError(f"{path}: not a NIR file (HDF5 without a 'node' "
+                                       f"group){hint}")
     except OSError as exc:
         raise SpikedeployError(f"{path}: corrupt or truncated HDF5 file ({exc})")
     errors = (OSError, KeyError, ValueError, TypeError, AssertionError, IndexError)

@@ -41,12 +41,21 @@ from ...fileio import write_atomically
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, NeuronOp, OutputOp, Program, ReshapeOp,
                        ScaleOp)
 from ...ir import fixed_point as fxp
+from ...metadata import NUM_STEPS
+from ..lava_builders import GRADED_MESSAGE_BITS
+from ..timing import schedule
 from .target import Loihi2Program
 
 FORMAT = "netx"
 BIAS_EXP = fxp.LOIHI2_FIXED.bias_exp    # netx's neuron bias exponent, fixed at 6
-LAYERS_ATTR = "spikedeploy.layers"     # JSON list of the op name of every written layer
+# File attributes (netx reads none of them): how to run the file as spikedeploy does.
+LAYERS_ATTR = "spikedeploy.layers"     # JSON list: the op name of every layer ("" for flatten)
 INPUT_SCALE_ATTR = "spikedeploy.input_scale"   # integer units per unit of graded input
+LATENCY_ATTR = "spikedeploy.latency"   # L: steps the pipeline adds; reset_interval = T + L
+RESET_OFFSET_ATTR = "spikedeploy.reset_offset"  # the hdf5.Network reset_offset that resets each
+#                                                 layer at its sample's first input
+MESSAGE_BITS_ATTR = "spikedeploy.graded_input_message_bits"  # input_message_bits for graded input
+NUM_STEPS_ATTR = "spikedeploy.num_steps"   # T of the graph, when it records one
 
 
 @dataclass
@@ -258,6 +267,12 @@ def write_netx(l2: Loihi2Program, path) -> Path:
                 names.append(neuron.name)
             f.attrs[LAYERS_ATTR] = json.dumps(names)
             f.attrs[INPUT_SCALE_ATTR] = float(l2.fixed.input_scale)
+            f.attrs[LATENCY_ATTR] = int(schedule(program).window(0))
+            f.attrs[RESET_OFFSET_ATTR] = 1
+            f.attrs[MESSAGE_BITS_ATTR] = GRADED_MESSAGE_BITS
+            steps = program.meta(NUM_STEPS)
+            if steps is not None:
+                f.attrs[NUM_STEPS_ATTR] = int(steps)
 
     try:
         return write_atomically(path, write)

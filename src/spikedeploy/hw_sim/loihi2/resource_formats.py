@@ -94,8 +94,11 @@ def to_html(rmap: ResourceMap, title: str = "spikedeploy resource map") -> str:
 
     rows = "".join("<tr>" + "".join(cell(getattr(lay, c)) for c in cols) + "</tr>"
                    for lay in rmap.layers)
-    limits = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>"
-                     for k, v in chip.to_dict().items() if k not in ("note", "description"))
+    sources = chip.sources
+    limits = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}"
+                     + (f" <small>({html.escape(sources[k])})</small>" if k in sources else "")
+                     + "</li>" for k, v in chip.to_dict().items()
+                     if k not in ("note", "description", "sources"))
     estimate = f"<p><b>Estimate.</b> {html.escape(chip.note)}</p>" if chip.estimate else ""
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in rmap.notes)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
