@@ -1,4 +1,5 @@
-"""Speed of the reference simulator vs Lava's CPU simulator vs a bare matmul floor.
+"""Speed of the reference simulator vs Lava's CPU simulator (our processes, and the Loihi 2
+target's stock processes and netx file) vs a bare matmul floor.
 
 Usage: python benchmarks/bench_simulators.py [--steps 100] [--batch 256] [--lava-samples 8]
        [--nir model.nir]
@@ -18,6 +19,8 @@ import nir
 import numpy as np
 
 from spikedeploy.hw_sim.lava_runner import simulate_lava
+from spikedeploy.hw_sim.loihi2.run import simulate_loihi2
+from spikedeploy.hw_sim.loihi2.target import loihi2_problems
 from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.load import read_nir
@@ -107,6 +110,14 @@ def bench(name, graph, steps, batch, lava_samples, rng):
         res = simulate_lava(graph, xl, precision, record="outputs")
         rows.append((f"Lava {precision} (sample by sample, incl. start-up)",
                      res.info["seconds"] / (steps * lava_samples)))
+    compiled, refused = loihi2_problems(program)
+    for backend in ("loihi2", "netx") if compiled is not None else ():
+        res = simulate_loihi2(program, xl, backend=backend, record="outputs", compiled=compiled)
+        label = {"loihi2": "Loihi 2 target: stock processes (fixed_pt)",
+                 "netx": "Loihi 2 target: netx file via lava-dl"}[backend]
+        rows.append((label, res.info["seconds"] / (steps * lava_samples)))
+    if compiled is None:
+        print(f"(Loihi 2 target not run: {refused[0]})")
     print(f"\n{name}: {steps} steps, reference batch {batch}, Lava {lava_samples} samples")
     print(f"{'backend':<48} {'us / sample-step':>16}")
     for label, sec in rows:
