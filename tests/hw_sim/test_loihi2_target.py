@@ -355,3 +355,41 @@ def test_refusals_of_a_grouped_population_name_the_population(rng):
     found = loihi2_problems(lower(g))[1]
     assert {p.node for p in found} == {"lif1"}
     assert [p.field for p in found] == ["spikedeploy.v_init"]
+
+
+def per_channel_cnn(rng):
+    """The CNN with decays per channel (two or three values): channel groups under the
+    convolutions, read by the next convolution and, through the Flatten, by the Dense."""
+    g = cnn_graph(rng)
+    betas = {"lif1": [0.8, 0.9, 0.8, 0.95], "lif2": [0.9, 0.8, 0.8, 0.95, 0.9, 0.8]}
+    for name, shape in (("lif1", (4, 8, 8)), ("lif2", (6, 4, 4))):
+        beta = np.array(betas[name])[:, None, None]
+        th = rng.uniform(0.6, 1.2, shape[0])[:, None, None]
+        g.nodes[name] = lif_node(np.broadcast_to(beta, shape).copy(),
+                                 np.broadcast_to(th, shape).copy())
+    return g
+
+
+@pytest.mark.lava
+def test_per_channel_decays_under_convolutions_grouped(rng):
+    program = lower(per_channel_cnn(rng))
+    compiled = compile_loihi2(program)
+    assert {"lif1", "lif2"} <= set(compiled.groups)
+    for name, parts in compiled.groups.items():
+        per_channel = int(np.prod(program.ops[name].shape[1:]))
+        assert all(len(ix) % per_channel == 0 for _, ix in parts)       # whole channels
+    x = spikes(rng, (8, 3, 1, 8, 8), p=0.4)
+    ref = reference_loihi2(program, x, compiled=compiled)
+    assert ref.records["lif1"].shape == (8, 3, 256)
+    float_run = simulate(program, x)
+    assert np.mean(float_run.records["lif2"] == ref.records["lif2"]) > 0.9
+    _assert_bit_exact(ref, simulate_loihi2(program, x, compiled=compiled))
+
+
+def test_decays_differing_within_a_channel_refused_with_the_reason(rng):
+    g = cnn_graph(rng)
+    beta = rng.choice([0.8, 0.9], (4, 8, 8))
+    g.nodes["lif1"] = lif_node(beta, np.broadcast_to(rng.uniform(0.6, 1.2, 4)[:, None, None],
+                                                     (4, 8, 8)).copy())
+    found = [p for p in loihi2_problems(lower(g))[1] if p.node == "lif1" and p.field == "tau"]
+    assert found and "differ within a channel" in found[0].reason

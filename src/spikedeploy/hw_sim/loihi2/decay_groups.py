@@ -3,26 +3,30 @@
 A stock LIF process holds one du and one dv. A population whose neurons
 have k different decays (as the target's 12-bit registers hold them) is
 split into k populations, one per decay: each synapse feeding it (a Dense
-or Scale of its own) into its rows for that group, and each Dense it feeds
-into its columns for that group, all summed into the same consumer. The
-split graph computes exactly what the original does (the same sums, the same
-neurons), so the target's fixed reference, stock network and records agree;
+or Scale of its own; a convolution when the decays are per channel) into
+its rows (output channels) for that group, and each synapse it feeds (a
+Dense, maybe after a Flatten; a convolution) into its columns (input
+channels) for that group, all summed into the same consumer. The split graph
+computes exactly what the original does (the same sums, the same neurons),
+so the target's fixed reference, stock network and records agree;
 :func:`merge_group_records` reassembles each population's record.
 
-Refused (with the reason): a recurrent population, one fed through anything
-but Dense/Scale synapses of its own, one read out directly or feeding
-anything but Dense synapses, and more than :data:`MAX_DECAY_GROUPS` groups
-(each group is one Lava process and one neuron configuration on a core).
+Refused (with the reason): a recurrent population, one fed or read through
+anything else (or through a synapse shared with other nodes), decays that
+differ within a channel of a convolution, grouped convolutions, one read out
+directly, and more than :data:`MAX_DECAY_GROUPS` groups (each group is one
+Lava process and one neuron configuration on a core).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 
 from ...errors import UnsupportedError
 from ...ir import fixed_point as fxp
-from ...ir.ops import DenseOp, NeuronOp, Op, Program, ScaleOp
+from ...ir.ops import ConvOp, DenseOp, NeuronOp, Op, Program, ReshapeOp, ScaleOp
 from ...ir.semantics import NeuronParams
 
 MAX_DECAY_GROUPS = 16
@@ -41,18 +45,53 @@ def decay_groups(p: NeuronParams) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == g) for g in order]
 
 
-def _why_not(program: Program, op: NeuronOp, count: int) -> str | None:
-    if count > MAX_DECAY_GROUPS:
+def _channels(op: NeuronOp, idx: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Each group's channels when every group is whole channels of a (C, H, W) population."""
+    if len(op.shape) != 3:
+        return None
+    per_channel = int(np.prod(op.shape[1:]))
+    chans = [np.unique(ix // per_channel) for ix in idx]
+    return chans if all(len(ix) == len(c) * per_channel for ix, c in zip(idx, chans)) else None
+
+
+def _reader(program: Program, cons: Op) -> Op:
+    """The synapse reading a population directly or through one Flatten."""
+    if isinstance(cons, ReshapeOp) and len(program.consumers(cons.name)) == 1:
+        return program.consumers(cons.name)[0]
+    return cons
+
+
+def _why_not(program: Program, op: NeuronOp, idx: list[np.ndarray]) -> str | None:
+    if len(idx) > MAX_DECAY_GROUPS:
         return f"more than {MAX_DECAY_GROUPS} groups (each is one stock LIF process)"
     if op.recurrent:
         return "a recurrent population cannot be split (its recurrent synapse would be too)"
+    chans = _channels(op, idx)
     for name in op.inputs:
         src = program.ops[name]
-        if not isinstance(src, (DenseOp, ScaleOp)) or len(program.consumers(name)) != 1:
-            return f"fed by '{name}', not by Dense/Scale synapses of its own"
+        if len(program.consumers(name)) != 1:
+            return f"fed by '{name}', which also feeds other nodes"
+        if isinstance(src, ConvOp):
+            if chans is None:
+                return f"fed by convolution '{name}' with decays that differ within a channel"
+            if src.groups != 1:
+                return f"fed by grouped convolution '{name}' (split by output channels only " \
+                       "when groups = 1)"
+        elif not isinstance(src, (DenseOp, ScaleOp)):
+            return f"fed by '{name}' ({src.nir_type}), not by synapses of its own"
     for cons in program.consumers(op.name):
-        if not isinstance(cons, DenseOp) or len(cons.inputs) != 1 or cons.recurrent:
-            return f"feeds '{cons.name}' ({cons.nir_type}): only Dense synapses split by columns"
+        reader = _reader(program, cons)
+        if reader is not cons and not isinstance(reader, DenseOp):
+            return f"feeds '{cons.name}' ({cons.nir_type}) not followed by a Dense synapse"
+        if reader.recurrent or len(reader.inputs) != 1:
+            return f"feeds '{reader.name}', which sums other inputs or reads a step late"
+        if isinstance(reader, ConvOp):
+            if chans is None or reader.groups != 1:
+                return f"feeds convolution '{reader.name}' (split by input channels only for " \
+                       "whole channels and groups = 1)"
+        elif not isinstance(reader, DenseOp):
+            return f"feeds '{reader.name}' ({reader.nir_type}): only Dense and Conv synapses " \
+                   "split by their inputs"
     return None
 
 
@@ -67,33 +106,56 @@ def _dense_matrix(op: Op) -> np.ndarray:
         else np.asarray(op.weight, np.float64)
 
 
+def _rows(op: Op, name: str, ix: np.ndarray, chans, shape: tuple) -> Op:
+    """The part of synapse ``op`` that feeds one group (its output rows / channels)."""
+    if isinstance(op, ConvOp):
+        return dataclasses.replace(op, name=name, shape=shape, weight=op.weight[chans],
+                                   _cache={})
+    return DenseOp(name, shape, list(op.inputs), nir_type=op.nir_type, in_shape=op.in_shape,
+                   weight=_dense_matrix(op)[ix])
+
+
+def _columns(op: Op, name: str, source: str, ix: np.ndarray, chans, in_shape: tuple) -> Op:
+    """The part of synapse ``op`` that reads one group (its input columns / channels)."""
+    if isinstance(op, ConvOp):
+        return dataclasses.replace(op, name=name, inputs=[source], in_shape=in_shape,
+                                   weight=op.weight[:, chans], _cache={})
+    return DenseOp(name, op.shape, [source], nir_type=op.nir_type, in_shape=(len(ix),),
+                   weight=np.asarray(op.weight)[:, ix])
+
+
 def _split(program: Program, name: str, idx: list[np.ndarray]) -> dict[str, Op]:
     """The program's ops with population ``name`` split into its decay groups."""
     op = program.ops[name]
+    chans = _channels(op, idx) or [None] * len(idx)
+    shapes = [(len(c),) + tuple(op.shape[1:]) if c is not None else (len(ix),)
+              for ix, c in zip(idx, chans)]
     parts = [f"{name}_decay{j}" for j in range(len(idx))]
-    feeds = {c.name for c in program.consumers(name)}
+    direct = {c.name for c in program.consumers(name)}
+    flattens = {c for c in direct if isinstance(program.ops[c], ReshapeOp)}
+    readers = {_reader(program, program.ops[c]).name for c in direct}
     ops: dict[str, Op] = {}
+
+    def expand(names):
+        return [i for s in names
+                for i in ([f"{s}_decay{j}" for j in range(len(idx))] if s in readers else [s])]
+
     for key, cur in program.ops.items():
         if key in op.inputs:
-            w = _dense_matrix(cur)
             for j, ix in enumerate(idx):
-                ops[f"{key}_decay{j}"] = DenseOp(f"{key}_decay{j}", (len(ix),), list(cur.inputs),
-                                                 nir_type=cur.nir_type, in_shape=cur.in_shape,
-                                                 weight=w[ix])
+                ops[f"{key}_decay{j}"] = _rows(cur, f"{key}_decay{j}", ix, chans[j], shapes[j])
         elif key == name:
             for j, ix in enumerate(idx):
-                ops[parts[j]] = NeuronOp(parts[j], (len(ix),), [f"{s}_decay{j}" for s in op.inputs],
-                                         nir_type=op.nir_type, in_shape=(len(ix),),
+                ops[parts[j]] = NeuronOp(parts[j], shapes[j], [f"{s}_decay{j}" for s in op.inputs],
+                                         nir_type=op.nir_type, in_shape=shapes[j],
                                          params=_subset(op.params, ix))
-        elif key in feeds:
+        elif key in flattens:
+            continue                     # a Dense reads a group's flat vector directly
+        elif key in readers:
             for j, ix in enumerate(idx):
-                ops[f"{key}_decay{j}"] = DenseOp(f"{key}_decay{j}", cur.shape, [parts[j]],
-                                                 nir_type=cur.nir_type, in_shape=(len(ix),),
-                                                 weight=np.asarray(cur.weight)[:, ix])
+                ops[f"{key}_decay{j}"] = _columns(cur, f"{key}_decay{j}", parts[j], ix, chans[j],
+                                                  shapes[j])
         else:
-            def expand(names):
-                return [i for s in names
-                        for i in ([f"{s}_decay{j}" for j in range(len(idx))] if s in feeds else [s])]
             replaced = copy.copy(cur)
             replaced.inputs = expand(cur.inputs)
             replaced.recurrent = set(expand(sorted(cur.recurrent)))
@@ -113,7 +175,7 @@ def split_decay_groups(program: Program
         idx = decay_groups(op.params)
         if len(idx) <= 1:
             continue
-        why = _why_not(split, split.ops[name], len(idx))
+        why = _why_not(split, split.ops[name], idx)
         if why:
             problems.append(UnsupportedError(
                 name, "tau", f"{len(idx)} different (du, dv) decays in one population; a stock "
