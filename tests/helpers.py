@@ -149,3 +149,26 @@ def sim_and_snn(model, graph, x, tmp_path):
     from spikedeploy.models import run_snntorch
     read, program = through_file(graph, tmp_path)
     return read, program, simulate(program, x), run_snntorch(model, x)
+
+
+# --- processes ---------------------------------------------------------------------------
+
+def processes(*files: str):
+    """(pid, {file: bytes}) for every live process whose /proc/<pid>/<file>s could be read."""
+    import os
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            contents = {}
+            for name in files:
+                with open(f"/proc/{entry}/{name}", "rb") as f:
+                    contents[name] = f.read()
+        except OSError:
+            continue
+        yield int(entry), contents
+
+
+def stat_fields(stat: bytes) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
+    return stat.decode().rsplit(")", 1)[1].split()

@@ -11,7 +11,7 @@ from spikedeploy.hw_sim.reference import simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir.lowering import lower
 
-from helpers import mlp_graph
+from helpers import mlp_graph, processes, stat_fields
 
 pytestmark = pytest.mark.lava
 
@@ -105,20 +105,9 @@ TAG = f"lava-leak-check-{os.getpid()}"
 
 def _lava_worker_processes():
     """Live processes started by this test's Lava runs (they inherit TAG in their environment)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read()
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"SPIKEDEPLOY_TEST_TAG={TAG}".encode() in env and state != "Z" and int(pid) != os.getpid():
-            found.append(int(pid))
-    return found
+    tag = f"SPIKEDEPLOY_TEST_TAG={TAG}".encode()
+    return [pid for pid, f in processes("environ", "stat")
+            if tag in f["environ"] and stat_fields(f["stat"])[0] != "Z" and pid != os.getpid()]
 
 
 def test_reference_records_voltages_on_request(rng):

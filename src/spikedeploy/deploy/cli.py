@@ -3,12 +3,15 @@
 Bad input (missing, corrupt or non-NIR files, corrupt checkpoints, bad
 options) ends with a one-line ``spikedeploy: error: ...`` on stderr and exit
 code 1; nothing is left half-written. Set SPIKEDEPLOY_DEBUG=1 for a traceback.
+Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the signal, after the same cleanup.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from ..errors import SpikedeployError, first_line
 from ..metadata import ENCODINGS, READOUTS
@@ -235,14 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every cleanup (a Lava run's process group
+    and shared memory, temporary files) runs before the exit."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import commands
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _terminate)
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated as exc:
+        print(f"spikedeploy: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("spikedeploy: interrupted", file=sys.stderr)
         return 130
@@ -253,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikedeploy: internal error: {type(exc).__name__}: {text} "
               "(set SPIKEDEPLOY_DEBUG=1 for a traceback)", file=sys.stderr)
         return 3
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,11 +25,9 @@ from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.lowering import lower
 from ..ir.ops import Program
+from .process_group import teardown_group
 from .reference import as_input_dict
 from .result import SimResult
-
-SHM_DIR = Path("/dev/shm")
-
 
 def _default_timeout(num_ops: int, total_steps: int) -> float:
     # ~0.15 ms per process model per step measured here; generous margin.
@@ -63,7 +61,8 @@ def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
     processes) or 'netx' (a netx file, given in ``files``). Returns (records, latency,
     seconds)."""
     num_steps, n = next(iter(data.values())).shape[:2]
-    with tempfile.TemporaryDirectory(prefix="spikedeploy-lava-") as tmp:
+    remove_stale_jobs()
+    with tempfile.TemporaryDirectory(prefix=JOB_PREFIX) as tmp:
         job = Path(tmp)
         # The lowered Program and its quantisation travel to the worker (pickled): the
         # worker runs exactly what the parent lowered and quantised, and graphs nir.write
@@ -86,26 +85,43 @@ def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
     return records, latency, elapsed
 
 
+JOB_PREFIX = "spikedeploy-lava-"
+OWNER_FILE = "owner.pid"         # the pid of the process that created a job folder
+
+
 def _run_worker(job: Path, timeout: float) -> None:
-    shm_before = _shm_entries()
+    """Run the worker in its own session and tear its whole group down afterwards.
+
+    The worker inherits the read end of a pipe whose write end only this
+    process holds: when this process ends, however it ends (SIGKILL included),
+    the worker reads EOF and tears its own group down (see lava_worker). Its
+    temporary files (multiprocessing's ``pymp-*`` folders) go into a scratch
+    folder of its own, removed with the job folder.
+    """
+    (job / OWNER_FILE).write_text(str(os.getpid()))
+    scratch = _scratch_dir(job)
     log = open(job / "worker.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spikedeploy.hw_sim.lava_worker", str(job)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True)
-    failed, timed_out = True, False
+    watch_read, watch_write = os.pipe()
+    env = dict(os.environ, TMPDIR=str(scratch))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spikedeploy.hw_sim.lava_worker", str(job), str(watch_read)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, pass_fds=(watch_read,), env=env)
+    finally:
+        os.close(watch_read)
+    timed_out = False
     try:
         proc.wait(timeout=timeout)
-        failed = proc.returncode != 0
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
-        _kill_group(proc.pid)
+        teardown_group(proc.pid)          # only this run's processes and shared memory
         if proc.poll() is None:
             proc.wait()
+        os.close(watch_write)
         log.close()
-        if failed:
-            _remove_new_shm(shm_before)
+        shutil.rmtree(scratch, ignore_errors=True)
     if timed_out:
         raise SpikedeployError(f"Lava run exceeded its {timeout:.0f} s time limit and was killed")
     if (job / "error.txt").exists():
@@ -116,48 +132,47 @@ def _run_worker(job: Path, timeout: float) -> None:
                                f"{tail[0] if tail else 'no output'}")
 
 
-def _kill_group(pid: int, grace: float = 10.0) -> None:
-    """SIGKILL the worker's process group until none of its members is left.
+SCRATCH_PREFIX = "spikedeploy-tmp-"
+SCRATCH_FILE = "scratch"         # in the job folder: the path of the worker's scratch folder
 
-    The signal is repeated: a process forked while the first one was being
-    delivered can escape it.
-    """
-    deadline = time.monotonic() + grace
-    while True:
+
+def _scratch_dir(job: Path) -> Path:
+    """The worker's TMPDIR: a short path (multiprocessing puts its listener sockets there,
+    and a Unix socket path must stay under 108 bytes), owned by this process."""
+    base = tempfile.gettempdir()
+    if len(base) > 40:
+        base = "/tmp"
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=base))
+    (scratch / OWNER_FILE).write_text(str(os.getpid()))
+    (job / SCRATCH_FILE).write_text(str(scratch))
+    return scratch
+
+
+def remove_stale_jobs(root: Path | None = None) -> list[Path]:
+    """Remove job and scratch folders whose creator is gone (a run SIGKILLed with its whole
+    group, before anyone could clean up); returns what was removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    folders = list(root.glob(JOB_PREFIX + "*")) + list(root.glob(SCRATCH_PREFIX + "*"))
+    if root != Path("/tmp"):
+        folders += list(Path("/tmp").glob(SCRATCH_PREFIX + "*"))
+    for folder in folders:
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-        if not _group_members(pid) or time.monotonic() > deadline:
-            return
-        time.sleep(0.02)
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+            pid = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue                      # not ours, or still being created
+        if _alive(pid):
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state, ppid, pgrp
-            members.append(int(entry))
-    return members
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
-def _shm_entries() -> set[str]:
+def _alive(pid: int) -> bool:
     try:
-        return set(os.listdir(SHM_DIR))
-    except OSError:
-        return set()
-
-
-def _remove_new_shm(before: set[str]) -> None:
-    for name in _shm_entries() - before:
-        try:
-            (SHM_DIR / name).unlink()
-        except OSError:
-            pass
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,4 +1,8 @@
-"""Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR``.
+"""Child-process entry point that runs one Lava job: ``python -m ... JOB_DIR [WATCH_FD]``.
+
+WATCH_FD is the read end of a pipe only the parent can write: when the
+parent ends (SIGKILL included), a watcher thread tears this run down
+(:func:`watch_parent`), so a run never outlives its caller.
 
 JOB_DIR holds ``program.pkl`` (the Program the parent lowered and, in fixed
 point, the FixedProgram it quantised), ``job.json`` (kind: our processes,
@@ -16,7 +20,10 @@ unpickled.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +31,35 @@ import numpy as np
 from ..errors import first_line   # plain Python: usable even when the imports below fail
 
 
-def main(job_dir: str) -> int:
+def watch_parent(fd: int, job_dir: Path) -> None:
+    """Block until the parent's end of the pipe closes (the parent ended, however it ended),
+    then remove the job folder and tear this run's group down: its shared memory, then
+    every process in it, this one included. Normal ends never get here: the parent closes
+    the pipe only after the worker has exited."""
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    import shutil
+
+    from .lava_runner import SCRATCH_FILE
+    from .process_group import group_members, shared_memory_of, unlink_shared_memory
+    pgid = os.getpgrp()
+    unlink_shared_memory(shared_memory_of(group_members(pgid)))
+    try:
+        shutil.rmtree((job_dir / SCRATCH_FILE).read_text(), ignore_errors=True)
+    except OSError:
+        pass
+    shutil.rmtree(job_dir, ignore_errors=True)
+    os.killpg(pgid, signal.SIGKILL)
+
+
+def main(job_dir: str, watch_fd: str | None = None) -> int:
     job_dir = Path(job_dir)
+    if watch_fd is not None:
+        threading.Thread(target=watch_parent, args=(int(watch_fd), job_dir), daemon=True,
+                         name="spikedeploy-parent-watch").start()
     try:
         import pickle
 
@@ -61,4 +95,4 @@ def _run(job: dict, job_dir: Path, program, fixed, data):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))

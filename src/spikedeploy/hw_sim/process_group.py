@@ -1,0 +1,92 @@
+"""Tear down one Lava run's process group and exactly the shared memory it holds.
+
+A Lava run lives in its own session (its worker is a session leader, so the
+process group id is the worker's pid); Lava's runtime forks one OS process
+per process model and connects them with POSIX shared memory
+(``/dev/shm/psm_*``). Whoever tears a run down -- the parent after a failure
+or interrupt, or the worker itself when its parent has died -- first reads
+which ``/dev/shm`` segments the group's members have mapped or open (that is
+what belongs to this run, whatever else is in ``/dev/shm``: concurrent runs
+keep theirs), then SIGKILLs the group until nobody is left, then unlinks
+those segments. Linux ``/proc`` only; no Lava import.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+SHM_DIR = Path("/dev/shm")
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state, ppid, pgrp
+            members.append(int(entry))
+    return members
+
+
+def shared_memory_of(pids) -> set[str]:
+    """Names of the /dev/shm segments these processes have mapped or open."""
+    names: set[str] = set()
+    prefix = str(SHM_DIR) + "/"
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                for line in f:
+                    parts = line.rstrip("\n").split(maxsplit=5)   # addr perms off dev inode path
+                    path = parts[5] if len(parts) == 6 else ""
+                    if path.startswith(prefix):
+                        names.add(path[len(prefix):].removesuffix(" (deleted)"))
+        except OSError:
+            pass
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith(prefix):
+                    names.add(target[len(prefix):].removesuffix(" (deleted)"))
+        except OSError:
+            pass
+    return {n for n in names if n and "/" not in n}
+
+
+def kill_group(pgid: int, grace: float = 10.0) -> None:
+    """SIGKILL the group until none of its members is left (repeated: a process forked while
+    the first signal was delivered can escape it)."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not group_members(pgid) or time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+
+
+def unlink_shared_memory(names) -> None:
+    for name in names:
+        try:
+            (SHM_DIR / name).unlink()
+        except OSError:
+            pass
+
+
+def teardown_group(pgid: int) -> None:
+    """Kill the run's group and remove the shared memory its members held."""
+    names = shared_memory_of(group_members(pgid))
+    kill_group(pgid)
+    unlink_shared_memory(names)
