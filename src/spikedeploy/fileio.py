@@ -1,10 +1,22 @@
-"""Writing output files atomically: a failed write never leaves a partial file."""
+"""Writing output files atomically: a failed write never leaves a partial file.
+
+Every writer ends here. Contents are produced in memory first where a
+library writes them (h5py for NIR and netx files, numpy's zip for .npz), so
+that a full disk or a file-size limit surfaces as one ``OSError`` from a
+plain write -- never inside h5py (which crashed the process on a full disk)
+or zipfile -- and becomes one :class:`SpikedeployError` naming the file.
+Several files that belong together (:func:`write_files`) appear all at once
+or not at all.
+"""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+from .errors import SpikedeployError
 
 
 def write_atomically(path, write: Callable[[Path], None]) -> Path:
@@ -15,6 +27,19 @@ def write_atomically(path, write: Callable[[Path], None]) -> Path:
     is interrupted), the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
+    tmp = None
+    try:
+        tmp = _temporary(path, write)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise SpikedeployError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    return path
+
+
+def _temporary(path: Path, write: Callable[[Path], None]) -> Path:
+    """``write`` into a synced temporary file beside ``path`` (removed if anything fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -23,12 +48,45 @@ def write_atomically(path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as f:  # the bytes reach the disk before the rename publishes them
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return tmp
 
 
 def write_text(path, text: str) -> Path:
     return write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def write_bytes(path, data: bytes) -> Path:
+    return write_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_files(contents: dict) -> list[Path]:
+    """Several files as one transaction: all written to temporary files first, then renamed
+    into place; if any write fails, none of them appears (and no temporary file stays)."""
+    temps: dict[Path, Path] = {}
+    current = None
+    try:
+        for current, data in contents.items():
+            current = Path(current)
+            payload = data.encode() if isinstance(data, str) else data
+            temps[current] = _temporary(current, lambda tmp, b=payload: tmp.write_bytes(b))
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise SpikedeployError(f"{current}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    return list(temps)
+
+
+def in_memory(write: Callable[[io.BytesIO], None]) -> bytes:
+    """The bytes a library writes to a file object (h5py, numpy), produced in memory."""
+    buf = io.BytesIO()
+    write(buf)
+    return buf.getvalue()

@@ -378,10 +378,12 @@ def test_writes_are_atomic(rng, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(SpikedeployError, match="disk full"):
         rep.to_json(path)
-    with pytest.raises(OSError):
+    with pytest.raises(SpikedeployError, match="disk full"):
         rep.to_csv(tmp_path / "report.csv")
+    with pytest.raises(SpikedeployError, match="disk full"):
+        rep.write(tmp_path)                      # the set: none of the files appears
     assert path.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["report.json"]
 

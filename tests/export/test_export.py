@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 
 import nir
 import numpy as np
@@ -230,8 +231,8 @@ def test_user_metadata_round_trips(tmp_path):
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     """Not only errors: an interrupt (BaseException) mid-write must also clean up."""
-    def interrupted_write(filename, graph):
-        open(filename, "wb").write(b"\x89HDF")
+    def interrupted_write(target, graph):
+        target.write(b"\x89HDF")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(to_nir.nir, "write", interrupted_write)
@@ -241,18 +242,19 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_write_is_atomic(tmp_path, monkeypatch):
+    """A full disk while the file is written: the old file stays, no partial or temp file."""
     graph = export_model(net_with(leaky()), (4,))
     target = tmp_path / "model.nir"
     write_nir(graph, target)
     original = target.read_bytes()
 
-    def failing_write(filename, graph):
-        with open(filename, "wb") as f:
-            f.write(b"\x89HDF half a file")
-        raise OSError("disk full")
+    def disk_full(self, data):
+        with open(self, "wb") as f:
+            f.write(data[:100])
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(to_nir.nir, "write", failing_write)
-    with pytest.raises(SpikedeployError, match="disk full"):
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(SpikedeployError, match="No space left on device"):
         write_nir(graph, target)
     assert target.read_bytes() == original                        # old file intact
     with pytest.raises(SpikedeployError):

@@ -5,7 +5,7 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
-from ..fileio import write_atomically
+from ..fileio import in_memory, write_bytes
 from ..hw_sim.lava_runner import simulate_lava
 from ..hw_sim.loihi2.run import BACKENDS as LOIHI2_BACKENDS
 from ..hw_sim.loihi2.run import simulate_loihi2
@@ -56,7 +56,4 @@ def save_records(path, result: SimResult) -> None:
         op = result.program.ops[name]
         arrays[f"layer/{name}"] = rec.reshape(rec.shape[:2] + tuple(op.shape))
 
-    def write(tmp):
-        with open(tmp, "wb") as f:   # a file object: numpy would append .npz to a path
-            np.savez_compressed(f, **arrays)
-    write_atomically(path, write)
+    write_bytes(path, in_memory(lambda buf: np.savez_compressed(buf, **arrays)))

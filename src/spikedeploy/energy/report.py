@@ -441,12 +441,15 @@ class EnergyReport:
             | {"spikes": _nums(c.spikes / n) if c.spiking else None},
         }
 
-    def to_json(self, path) -> None:
-        """Write :meth:`to_dict` as JSON, atomically (temporary file + os.replace)."""
-        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+    def to_json(self, path=None) -> str:
+        """:meth:`to_dict` as JSON; written atomically if ``path``."""
+        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        if path is not None:
+            write_text(path, text)
+        return text
 
-    def to_csv(self, path) -> None:
-        """Per-inference rows, a total row and ANN-equivalent rows, atomically."""
+    def to_csv(self, path=None) -> str:
+        """Per-inference rows, a total row and ANN-equivalent rows; written if ``path``."""
         keys = [k for k, _ in COLUMNS] + CSV_EXTRA
         rows = self.per_inference_rows() + [self._totals(1.0 / self.num_samples)]
         ann = dict.fromkeys(keys)
@@ -464,7 +467,9 @@ class EnergyReport:
         writer.writeheader()
         for r in rows + [ann, one]:
             writer.writerow({k: "" if r.get(k) is None else r[k] for k in keys})
-        write_text(path, buf.getvalue())
+        if path is not None:
+            write_text(path, buf.getvalue())
+        return buf.getvalue()
 
     def to_html(self, path=None) -> str:
         """The self-contained HTML report (inline SVG, no network); written if ``path``."""
@@ -486,21 +491,19 @@ class EnergyReport:
 
     def write(self, out_dir) -> list[Path]:
         """report.json, report.csv and report.html in ``out_dir`` (and the resource map it
-        links to, resources.html and resources.csv); returns their paths."""
-        from ..fileio import write_text
+        links to, resources.html and resources.csv), as one transaction: all of them or, if
+        any write fails, none; returns their paths."""
+        from ..fileio import write_files
         from ..hw_sim.loihi2.resource_formats import to_csv, to_html
         out = Path(out_dir)
-        paths = [out / "report.json", out / "report.csv", out / "report.html"]
-        self.to_json(paths[0])
-        self.to_csv(paths[1])
-        self.to_html(paths[2])
+        contents = {out / "report.json": self.to_json(), out / "report.csv": self.to_csv(),
+                    out / "report.html": self.to_html()}
         if self.resources is not None:
             html_path, csv_path = (out / name for name in RESOURCE_FILES)
-            write_text(html_path, to_html(self.resources, f"resource map on "
-                                                          f"{self.resources.chip.name}"))
-            write_text(csv_path, to_csv(self.resources))
-            paths += [html_path, csv_path]
-        return paths
+            contents[html_path] = to_html(self.resources, f"resource map on "
+                                                          f"{self.resources.chip.name}")
+            contents[csv_path] = to_csv(self.resources)
+        return write_files(contents)
 
 
 RESOURCE_FILES = ("resources.html", "resources.csv")

@@ -49,7 +49,7 @@ from torch import nn
 from .. import __version__
 from .. import metadata as meta
 from ..errors import SpikedeployError, UnsupportedError
-from ..fileio import write_atomically
+from ..fileio import in_memory, write_bytes
 from ..metadata import DEFAULT_DT, DEFAULT_READOUT, ENCODINGS, READOUTS
 from ..models.checkpoint import input_shape_of, load_checkpoint
 from ..models.trace import trace_module
@@ -181,10 +181,7 @@ def write_nir(graph: nir.NIRGraph, path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise SpikedeployError(f"{path.parent}: no such directory")
-    try:
-        return write_atomically(path, lambda tmp: nir.write(tmp, graph))
-    except OSError as exc:
-        raise SpikedeployError(f"{path}: cannot write NIR file: {exc.strerror or exc}")
+    return write_bytes(path, in_memory(lambda buf: nir.write(buf, graph)))
 
 
 def _graph_metadata(dt: float, extra: dict | None) -> dict:

@@ -32,11 +32,12 @@ from typing import Callable
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
 from torch import nn
 
 from ..errors import SpikedeployError, first_line
-from ..fileio import write_atomically
+from ..fileio import write_files
 from ..metadata import ENCODINGS, READOUTS
 from .mlp import ARCHITECTURE as MLP, build_mlp
 
@@ -132,10 +133,10 @@ def save_checkpoint(path, model: nn.Sequential, config: dict) -> Path:
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(directory / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp)))
-        write_atomically(directory / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise SpikedeployError(f"{directory}: cannot write checkpoint: {exc.strerror or exc}")
+    # weights and config appear together or not at all
+    write_files({directory / WEIGHTS_FILE: save_bytes(state), directory / CONFIG_FILE: text})
     return directory
 
 

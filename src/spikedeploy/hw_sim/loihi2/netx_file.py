@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SpikedeployError, UnsupportedError
-from ...fileio import write_atomically
+from ...fileio import in_memory, write_bytes
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, NeuronOp, OutputOp, Program, ReshapeOp,
                        ScaleOp)
 from ...ir import fixed_point as fxp
@@ -274,7 +274,4 @@ def write_netx(l2: Loihi2Program, path) -> Path:
             if steps is not None:
                 f.attrs[NUM_STEPS_ATTR] = int(steps)
 
-    try:
-        return write_atomically(path, write)
-    except OSError as exc:
-        raise SpikedeployError(f"{path}: cannot write netx file: {exc.strerror or exc}")
+    return write_bytes(path, in_memory(write))
