@@ -26,8 +26,37 @@ def _say(*parts) -> None:
     print(*parts, flush=True)
 
 
+def _run_target(args) -> tuple[str, str]:
+    """(backend, precision) the command will run the graph on, as ``check`` names them."""
+    precision = getattr(args, "precision", None) or "float"
+    if getattr(args, "target", None):                        # verify --target loihi2
+        return "loihi2", "fixed"
+    backend = getattr(args, "backend", None)
+    if backend is None:                                      # verify, resources
+        backend = "reference" if getattr(args, "no_lava", True) else "lava"
+    return backend, ("fixed" if backend in LOIHI2_BACKENDS else precision)
+
+
+def _validated(graph, args) -> None:
+    """The one validation gate: what ``check`` reports as blocking for the backend and
+    precision this command runs refuses the command, with the same message."""
+    from ..hw_sim.check import check_graph
+    from ..metadata import ENCODING, metadata_value
+    backend, precision = _run_target(args)
+    scale = digits_input_scale(metadata_value(graph.metadata or {}, ENCODING))
+    report = check_graph(graph, dt=args.dt, backend=backend, precision=precision,
+                         input_scale=scale)
+    blocking = report.blocking()
+    if blocking:
+        first = blocking[0]
+        more = f" (and {len(blocking) - 1} more: spikedeploy check)" if len(blocking) > 1 else ""
+        raise SpikedeployError(f"{args.graph}: node '{first.node}', field '{first.field}': "
+                               f"{first.reason}{more}")
+
+
 def _load(args):
     graph = read_nir(args.graph)
+    _validated(graph, args)
     program = lower(graph, dt=args.dt)
     gamma = getattr(args, "threshold_scale", 1.0)
     if gamma != 1.0:

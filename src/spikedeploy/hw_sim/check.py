@@ -15,6 +15,7 @@ problem (node, field, reason, backend). Lava is not imported.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,10 +180,14 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
     _validate_nodes(flat, report)
     report.producer, notes = producer_notes(flat.nodes, flat.metadata, report.dt)
     report.notes += notes
-    program = _lower_each(flat, report)
-    if program is None:
-        return report
-    _check_backends(program, report, input_scale)
+    # an invalid parameter (NaN, zero tau) is reported as a problem; numpy's warnings about
+    # computing with it would only repeat that, so they are silenced here
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        program = _lower_each(flat, report)
+        if program is None:
+            return report
+        _check_backends(program, report, input_scale)
     return report
 
 
@@ -243,12 +248,31 @@ def _lower_each(flat: FlatGraph, report) -> Program | None:
         info[name].input_shape = None if in_shape is None else [int(s) for s in in_shape]
         info[name].output_shape = [int(s) for s in shape]
         info[name].backends["reference-float"] = True    # lowered; the tables may say otherwise
+        declared = getattr(flat.nodes[name], "output_type", None)
+        if isinstance(flat.nodes[name], nir.Output) and in_shape is not None:
+            _check_declared_output(name, declared, in_shape, report)
     if any(exc.field == "recurrent" for exc in found):
         return None
     program = Program(lowered.ops, [n for n in flat.inputs if n in lowered.ops],
                       [n for n in flat.outputs if n in lowered.ops], report.dt or dt, flat.metadata)
     fold_biases(program)
     return program
+
+
+def _check_declared_output(name: str, declared, in_shape, report) -> None:
+    """An Output that declares its size must receive that many values."""
+    if isinstance(declared, dict):
+        declared = next(iter(declared.values()), None)
+    if declared is None:
+        return
+    try:
+        size = int(np.prod(np.asarray(declared, dtype=np.int64)))
+    except (TypeError, ValueError):
+        return
+    received = int(np.prod(in_shape))
+    if size != received:
+        report.problems.append(Problem(name, "output_type", f"declares {size} values but "
+                                       f"receives {received}"))
 
 
 def _check_backends(program: Program, report, input_scale) -> None:

@@ -1,0 +1,76 @@
+"""One validation gate: ``check`` and the commands that run a graph agree on bad graphs.
+
+Every command that runs a graph (simulate, energy, verify, sweep, resources)
+loads it through ``check``'s validation for the backend and precision it
+runs: a graph ``check`` refuses is refused with the same node, field and
+reason, one line, exit 1, before anything runs or is written.
+"""
+import json
+
+import nir
+import numpy as np
+import pytest
+
+from spikedeploy.deploy.cli import main
+
+from helpers import mlp_graph
+
+
+def _set(node, field, index, value):
+    getattr(node, field)[index] = value
+
+
+BAD_GRAPHS = {
+    "NaN tau": (lambda g: _set(g.nodes["lif1"], "tau", 0, np.nan), ("lif1", "tau")),
+    "infinite tau": (lambda g: _set(g.nodes["lif1"], "tau", 0, np.inf), ("lif1", "tau")),
+    "zero tau": (lambda g: _set(g.nodes["lif1"], "tau", 0, 0.0), ("lif1", "tau")),
+    "negative tau": (lambda g: _set(g.nodes["lif1"], "tau", 1, -1e-3), ("lif1", "tau")),
+    "NaN r": (lambda g: _set(g.nodes["lif2"], "r", 0, np.nan), ("lif2", "r")),
+    "NaN weight": (lambda g: _set(g.nodes["fc1"], "weight", (0, 0), np.nan), ("fc1", "weight")),
+    "NaN bias": (lambda g: _set(g.nodes["fc2"], "bias", 0, np.nan), ("fc2", "bias")),
+    "NaN threshold": (lambda g: _set(g.nodes["lif2"], "v_threshold", 0, np.nan),
+                      ("lif2", "v_threshold")),
+    "Output of 7 receiving 10": (
+        lambda g: g.nodes.__setitem__("output", nir.Output(output_type=np.array([7]))),
+        ("output", "output_type")),
+}
+
+COMMANDS = {
+    "simulate": ["simulate", "{g}", "--backend", "reference", "--samples", "3"],
+    "simulate fixed": ["simulate", "{g}", "--backend", "reference", "--precision", "fixed",
+                       "--samples", "3"],
+    "energy": ["energy", "{g}", "--samples", "3", "--out", "{out}"],
+    "verify": ["verify", "{g}", "--samples", "3", "--no-lava", "--json", "{out}/v.json"],
+    "sweep": ["sweep", "{g}", "--samples", "3", "--gammas", "1.0"],
+    "resources": ["resources", "{g}", "-o", "{out}/r.txt"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GRAPHS))
+def test_check_and_every_command_refuse_a_bad_graph_alike(case, tmp_path, capsys):
+    mutate, (node, field) = BAD_GRAPHS[case]
+    graph = mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10))
+    mutate(graph)
+    path = tmp_path / "bad.nir"
+    nir.write(path, graph)
+    assert main(["check", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (node, field) in {(p["node"], p["field"]) for p in report["problems"]
+                             if p["backend"] == ""}
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, argv in COMMANDS.items():
+        code = main([a.format(g=path, out=out) for a in argv])
+        err = capsys.readouterr().err.strip()
+        assert code == 1, (name, err)
+        assert len(err.splitlines()) == 1, (name, err)
+        assert err.startswith(f"spikedeploy: error: {path}: node '{node}', field '{field}'"), \
+            (name, err)
+    assert list(out.iterdir()) == []
+
+
+def test_a_good_graph_passes_the_gate(tmp_path, capsys):
+    path = tmp_path / "good.nir"
+    nir.write(path, mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10)))
+    assert main(["check", str(path), "--precision", "fixed"]) == 0
+    assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 0
