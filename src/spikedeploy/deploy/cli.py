@@ -39,6 +39,9 @@ def _add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", help="NIR file (.nir)")
     p.add_argument("--dt", type=float, default=None,
                    help="time step in seconds, if the graph records none (snnTorch: 1e-4)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="refuse work that would need more memory than this, e.g. 4G (default: "
+                        "half the machine's memory, or $SPIKEDEPLOY_MAX_MEMORY)")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGTERM, signal.SIGHUP):
             previous[signum] = signal.signal(signum, _terminate)
     try:
+        from ..limits import set_limit
+        set_limit(getattr(args, "max_memory", None))
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
-from .inputs import digits_input_scale, resolve_inputs
+from .inputs import check_run_memory, digits_input_scale, resolve_inputs
 from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
                    spike_counts)
 
@@ -66,6 +66,7 @@ def _load(args):
 
 
 def _batch(args, program, default_samples=100):
+    check_run_memory(program, args.samples, args.input, args.steps, default_samples)
     return resolve_inputs(program, args.samples, args.input, args.labels, args.steps,
                           args.seed, default_samples)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikedeployError
+from ..limits import check_memory
 from ..ir.ops import Program
 from ..metadata import (DEFAULT_ENCODING, DEFAULT_NUM_STEPS, DEFAULT_SEED, ENCODING, NUM_STEPS,
                         SEED)
@@ -55,6 +56,32 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     scale = digits_input_scale(encoding)
     return InputBatch(x.reshape((num_steps, len(x_test)) + tuple(op.shape)), y_test, scale,
                       f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
+
+
+# Per recorded value: the float64 record and about as much again while it is computed.
+BYTES_PER_RECORDED_VALUE = 16
+
+
+def check_run_memory(program: Program, samples: int | None, input_path: str | None,
+                     steps: int | None, default_samples: int) -> None:
+    """Refuse a run whose inputs and records (every op x samples x steps) exceed the memory
+    limit, before any input is built or read into memory."""
+    if input_path is not None:
+        try:
+            shape = np.load(input_path, mmap_mode="r", allow_pickle=False).shape
+        except Exception:            # noqa: BLE001 - load_npy reports a bad file in one line
+            return
+        if len(shape) < 2:
+            return
+        num_steps, n = int(shape[0]), int(shape[1])
+    else:
+        n = default_samples if samples is None else samples
+        num_steps = steps or int(program.meta(NUM_STEPS, DEFAULT_NUM_STEPS))
+    if n <= 0 or num_steps <= 0:
+        return                       # refused with its own message where the inputs are made
+    values = sum(op.size for op in program.ops.values())
+    check_memory(f"a run of {n} samples x {num_steps} steps over {values} values per step",
+                 float(n) * num_steps * values * BYTES_PER_RECORDED_VALUE)
 
 
 def digits_input_scale(encoding: str | None) -> float:

@@ -8,6 +8,7 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError, first_line
+from ..limits import check_memory
 from ..metadata import DEFAULT_DT, DT, metadata_value
 
 
@@ -30,6 +31,7 @@ def read_nir(path) -> nir.NIRGraph:
                         if "layer" in f else "")
                 raise SpikedeployError(f"{path}: not a NIR file (HDF5 without a 'node' "
                                        f"group){hint}")
+            _check_declared_sizes(path, f)
     except OSError as exc:
         raise SpikedeployError(f"{path}: corrupt or truncated HDF5 file ({exc})")
     errors = (OSError, KeyError, ValueError, TypeError, AssertionError, IndexError)
@@ -43,6 +45,37 @@ def read_nir(path) -> nir.NIRGraph:
     if not isinstance(graph, nir.NIRGraph):
         raise SpikedeployError(f"{path}: NIR file holds a {type(graph).__name__}, not a graph")
     return graph
+
+
+# A population is lowered into about this many float64 arrays of its size (parameters,
+# state, records), so a declared shape costs this many bytes per element.
+BYTES_PER_DECLARED_ELEMENT = 16 * 8
+SHAPE_KEYS = ("shape", "input_shape", "input_type", "output_type")   # how NIR stores shapes
+
+
+def _check_declared_sizes(path: Path, f: h5py.File) -> None:
+    """Refuse, before reading them, datasets and declared shapes beyond the memory limit."""
+    stored = [0]
+    shapes: list[tuple[str, int]] = []
+
+    def visit(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        stored[0] += int(obj.size) * obj.dtype.itemsize
+        parts = name.split("/")
+        if any(key in parts[:-1] or parts[-1] == key for key in SHAPE_KEYS) and obj.size <= 8 \
+                and np.issubdtype(obj.dtype, np.number):
+            values = np.asarray(obj[()], np.float64).reshape(-1)
+            if values.size and np.all(np.isfinite(values)):
+                shapes.append((name, float(np.prod(np.abs(values)))))
+
+    f.visititems(visit)
+    check_memory(f"{path}: reading its datasets", stored[0])
+    for name, elements in shapes:
+        parts = name.split("/")
+        node = parts[parts.index("nodes") + 1] if "nodes" in parts[:-1] else name
+        check_memory(f"{path}: node '{node}' (a declared shape of {elements:.3g} values)",
+                     elements * BYTES_PER_DECLARED_ELEMENT)
 
 
 def _describe(exc: Exception) -> str:
