@@ -56,3 +56,38 @@ def metadata_value(meta: dict | None, key: str, default=None):
     if isinstance(value, bytes):
         value = value.decode()
     return value
+
+
+# --- run metadata: what a graph may say about how it is run ---------------------------
+
+def _positive_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value > 0)
+
+
+def _count(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+RUN_METADATA_RULES = {
+    NUM_STEPS: (lambda v: _count(v, 1), "must be a positive whole number of steps"),
+    SEED: (lambda v: _count(v, 0), "must be a whole number >= 0"),
+    ENCODING: (lambda v: v in ENCODINGS, f"must be one of {', '.join(ENCODINGS)}"),
+    READOUT: (lambda v: v in READOUTS, f"must be one of {', '.join(READOUTS)}"),
+    THRESHOLD_SCALE: (_positive_number, "must be a positive number"),
+}
+
+
+def run_metadata_problems(meta: dict | None) -> list[tuple[str, str]]:
+    """(key, reason) for every graph-level metadata value that cannot be run as written
+    (the time step is validated where it is read, ``ir.load.graph_dt``)."""
+    problems = []
+    for key, (valid, rule) in RUN_METADATA_RULES.items():
+        value = metadata_value(meta, key)
+        if value is None:
+            continue
+        if isinstance(value, float) and key in (NUM_STEPS, SEED) and value.is_integer():
+            value = int(value)               # an integral float written by another tool
+        if not valid(value):
+            problems.append((key, f"{value!r} {rule}"))
+    return problems

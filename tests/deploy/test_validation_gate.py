@@ -74,3 +74,79 @@ def test_a_good_graph_passes_the_gate(tmp_path, capsys):
     nir.write(path, mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10)))
     assert main(["check", str(path), "--precision", "fixed"]) == 0
     assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 0
+
+
+BAD_METADATA = {
+    "dt 'abc'": ("spikedeploy.dt", "abc", "dt"),
+    "dt array": ("spikedeploy.dt", np.array([1e-4, 2e-4]), "dt"),
+    "dt True": ("spikedeploy.dt", True, "dt"),
+    "num_steps 'abc'": ("spikedeploy.num_steps", "abc", "spikedeploy.num_steps"),
+    "num_steps NaN": ("spikedeploy.num_steps", float("nan"), "spikedeploy.num_steps"),
+    "num_steps 2.5": ("spikedeploy.num_steps", 2.5, "spikedeploy.num_steps"),
+    "seed 'abc'": ("spikedeploy.seed", "abc", "spikedeploy.seed"),
+    "seed -3": ("spikedeploy.seed", -3, "spikedeploy.seed"),
+    "readout 'bogus'": ("spikedeploy.readout", "bogus", "spikedeploy.readout"),
+    "encoding 'bogus'": ("spikedeploy.encoding", "bogus", "spikedeploy.encoding"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_run_metadata_is_validated_by_check_and_every_command(case, tmp_path, capsys):
+    key, value, field = BAD_METADATA[case]
+    graph = mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10))
+    graph.metadata[key] = value
+    path = tmp_path / "bad.nir"
+    nir.write(path, graph)
+    assert main(["check", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert ("<graph>", field) in {(p["node"], p["field"]) for p in report["problems"]}
+    code = main(["simulate", str(path), "--backend", "reference", "--samples", "3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"spikedeploy: error: {path}: node '<graph>', field '{field}'"), err
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "good.nir"
+    nir.write(path, mlp_graph(np.random.default_rng(0), sizes=(4, 8, 3)))
+    np.save(tmp_path / "x.npy", np.zeros((5, 2, 4)))
+    for name, labels in {"strings": np.array(["a", "b"]), "nan": np.array([0.0, np.nan]),
+                         "half": np.array([0.5, 1.0]), "range": np.array([0, 3])}.items():
+        np.save(tmp_path / f"y_{name}.npy", labels)
+    np.save(tmp_path / "x_empty.npy", np.zeros((0, 2, 4)))
+    np.save(tmp_path / "x_complex.npy", np.zeros((5, 2, 4), complex))
+    return path
+
+
+BAD_OPTIONS = {
+    "--steps 0": (["simulate", "{g}", "--backend", "reference", "--samples", "2", "--steps", "0"],
+                  "--steps must be positive"),
+    "--seed -1": (["simulate", "{g}", "--backend", "reference", "--input", "{d}/x.npy",
+                   "--seed", "-1"], "--seed must be >= 0"),
+    "--labels without --input": (["simulate", "{g}", "--backend", "reference", "--samples", "2",
+                                  "--labels", "{d}/y_range.npy"], "--labels goes with --input"),
+    "string labels": (["simulate", "{g}", "--backend", "reference", "--input", "{d}/x.npy",
+                       "--labels", "{d}/y_strings.npy"], "labels must be class numbers"),
+    "NaN labels": (["simulate", "{g}", "--backend", "reference", "--input", "{d}/x.npy",
+                    "--labels", "{d}/y_nan.npy"], "whole class numbers"),
+    "labels 0.5": (["simulate", "{g}", "--backend", "reference", "--input", "{d}/x.npy",
+                    "--labels", "{d}/y_half.npy"], "whole class numbers"),
+    "labels out of range": (["simulate", "{g}", "--backend", "reference", "--input",
+                             "{d}/x.npy", "--labels", "{d}/y_range.npy"], "must be in 0..2"),
+    "T = 0 inputs": (["simulate", "{g}", "--backend", "reference", "--input",
+                      "{d}/x_empty.npy"], "no time steps"),
+    "complex inputs": (["simulate", "{g}", "--backend", "reference", "--input",
+                        "{d}/x_complex.npy"], "finite real numbers"),
+    "--max-disagreement nan": (["verify", "{g}", "--input", "{d}/x.npy", "--no-lava",
+                                "--max-disagreement", "nan"], "--max-disagreement must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIONS))
+def test_bad_options_and_side_files_are_one_line(case, good, capsys):
+    argv, expect = BAD_OPTIONS[case]
+    assert main([a.format(g=good, d=good.parent) for a in argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
+    assert expect in err, err

@@ -295,20 +295,24 @@ def _write_output(path, text: str) -> None:
 
 
 def cmd_verify(args) -> int:
+    # options first: nothing is read or run for a request that cannot be served
     if args.checkpoint and args.model:
         raise SpikedeployError("give --checkpoint or --model, not both")
+    if args.target and args.precision == "float":
+        raise SpikedeployError("--target loihi2 runs Loihi fixed point only (drop --precision "
+                               "float)")
+    if not 0 <= args.max_disagreement <= 1:         # also refuses NaN
+        raise SpikedeployError(f"--max-disagreement must be a fraction in [0, 1], got "
+                               f"{args.max_disagreement}")
+    if args.target and args.no_lava:
+        raise SpikedeployError("--target loihi2 verifies the stock-process network and the "
+                               "netx file, which run on Lava: drop --no-lava")
     graph, program = _load(args)
     batch = _batch(args, program, default_samples=20)
     model = None
     if args.model:
         from .stages import load_model   # imports torch: only when asked
         model = load_model(args.model, args.weights)   # a bad model file fails before any run
-    if args.target and args.precision == "float":
-        raise SpikedeployError("--target loihi2 runs Loihi fixed point only (drop --precision "
-                               "float)")
-    if args.target and args.no_lava:
-        raise SpikedeployError("--target loihi2 verifies the stock-process network and the "
-                               "netx file, which run on Lava: drop --no-lava")
     precision = "fixed" if args.target else (args.precision or "float")
     float_program = program
     if args.target:

@@ -36,8 +36,18 @@ def integer_scale(x: np.ndarray) -> float:
 def resolve_inputs(program: Program, samples: int | None, input_path: str | None,
                    labels_path: str | None, steps: int | None, seed: int | None,
                    default_samples: int) -> InputBatch:
+    if steps is not None and steps <= 0:
+        raise SpikedeployError(f"--steps must be positive, got {steps}")
+    if seed is not None and seed < 0:
+        raise SpikedeployError(f"--seed must be >= 0, got {seed}")
+    if labels_path is not None and input_path is None:
+        raise SpikedeployError("--labels goes with --input (the digits bring their own labels)")
     if input_path is not None:
-        return _user_inputs(program, input_path, labels_path)
+        batch = _user_inputs(program, input_path, labels_path)
+        if steps is not None and steps != batch.x.shape[0]:
+            raise SpikedeployError(f"--steps {steps} contradicts {input_path}, which holds "
+                                   f"{batch.x.shape[0]} steps")
+        return batch
     from ..models.data import encode, load_digits_split   # digits: the built-in dataset
     op = program.ops[program.inputs[0]]
     if op.size != 64:
@@ -84,6 +94,20 @@ def check_run_memory(program: Program, samples: int | None, input_path: str | No
                  float(n) * num_steps * values * BYTES_PER_RECORDED_VALUE)
 
 
+def _class_labels(labels: np.ndarray, path: str, program: Program) -> np.ndarray:
+    """Labels must be class indices of the graph's output."""
+    classes = program.ops[program.outputs[0]].size
+    if not np.issubdtype(labels.dtype, np.number) or np.issubdtype(labels.dtype,
+                                                                    np.complexfloating):
+        raise SpikedeployError(f"{path}: labels must be class numbers, got {labels.dtype}")
+    if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+        raise SpikedeployError(f"{path}: labels must be whole class numbers")
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
+        raise SpikedeployError(f"{path}: labels must be in 0..{classes - 1} (the output has "
+                               f"{classes} values), got {labels.min():g}..{labels.max():g}")
+    return labels.astype(np.int64)
+
+
 def digits_input_scale(encoding: str | None) -> float:
     """Fixed-point scale of the digits inputs: pixels are k/16 with direct encoding, spikes
     with rate encoding."""
@@ -106,8 +130,12 @@ def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> 
     if x.ndim < 3 or int(np.prod(x.shape[2:])) != op.size:
         raise SpikedeployError(
             f"{input_path}: expected time-major (T, N, *{op.shape}), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-        raise SpikedeployError(f"{input_path}: inputs must be finite numbers")
+    if (not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating)
+            or not np.all(np.isfinite(x))):
+        raise SpikedeployError(f"{input_path}: inputs must be finite real numbers")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise SpikedeployError(f"{input_path}: no {'time steps' if x.shape[0] == 0 else 'samples'}"
+                               f" (shape {x.shape})")
     x = x.astype(np.float64)
     labels = None
     if labels_path is not None:
@@ -115,4 +143,5 @@ def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> 
         if labels.shape[0] != x.shape[1]:
             raise SpikedeployError(
                 f"{labels_path}: {labels.shape[0]} labels for {x.shape[1]} samples")
+        labels = _class_labels(labels, labels_path, program)
     return InputBatch(x, labels, integer_scale(x), f"{input_path}, {x.shape[1]} samples")

@@ -30,7 +30,7 @@ from ..ir.lowering import lower_ops
 from ..ir.ops import Program
 from ..ir.passes import fold_biases
 from ..ir.producers import Note, producer_notes
-from ..metadata import DEFAULT_DT, DT, metadata_value
+from ..metadata import DEFAULT_DT, DT, metadata_value, run_metadata_problems
 from .lava_builders import lava_problem
 from .loihi2.netx_file import netx_chain, netx_problems
 from .loihi2.target import BACKENDS as LOIHI2_TARGETS   # always fixed point
@@ -174,6 +174,8 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
             report.dt_source = "argument (overrides metadata)"
     except SpikedeployError as exc:
         report.problems.append(Problem("<graph>", "dt", str(exc)))
+    for key, reason in run_metadata_problems(graph.metadata):
+        report.problems.append(Problem("<graph>", key, reason))
     flat = _flatten(graph, report)
     if flat is None:
         return report

@@ -91,6 +91,8 @@ def graph_dt(metadata: dict, dt: float | None = None) -> float:
         raise SpikedeployError(
             "the graph records no time step: pass --dt (snnTorch and the NIR paper "
             f"use {DEFAULT_DT})")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
+        raise SpikedeployError(f"time step dt must be a positive number of seconds, got {dt!r}")
     dt = float(dt)
     if not np.isfinite(dt) or dt <= 0:
         raise SpikedeployError(f"time step dt must be positive, got {dt}")
