@@ -150,3 +150,52 @@ def test_bad_options_and_side_files_are_one_line(case, good, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
     assert expect in err, err
+
+
+def _h5_edit(path, edit):
+    import h5py
+    with h5py.File(path, "a") as f:
+        edit(f)
+
+
+def _replace(f, key, value):
+    del f[key]
+    f[key] = value
+
+
+BAD_FILES = {
+    "two Input nodes": (
+        lambda g: (g.nodes.__setitem__("input2", nir.Input(input_type=np.array([64]))),
+                   g.edges.append(("input2", "fc1"))), None, "2 Input nodes"),
+    "TSM gains shorter than the graph's T": (
+        lambda g: (g.metadata.__setitem__("spikedeploy.num_steps", 25),
+                   setattr(g.nodes["lif1"], "metadata", {"spikedeploy.tsm_gain": [1.0] * 5})),
+        None, "TSM gains are defined for 5 time steps"),
+    "text where numbers belong": (
+        None, lambda f: _replace(f, "node/nodes/lif1/tau", np.bytes_("fast")),
+        "node 'lif1', field 'tau': must be numbers"),
+    "unknown node type": (
+        None, lambda f: _replace(f, "node/nodes/lif1/type", np.bytes_("Quantum")),
+        "node 'lif1' has the unknown NIR type 'Quantum'"),
+    "node stored as a dataset": (
+        None, lambda f: (f.__delitem__("node/nodes/lif2"),
+                         f.__setitem__("node/nodes/lif2", np.zeros(3))),
+        "node 'lif2' is stored as a dataset"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_malformed_files_are_refused_alike_by_check_and_simulate(case, tmp_path, capsys):
+    mutate, edit, expect = BAD_FILES[case]
+    graph = mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10))
+    if mutate:
+        mutate(graph)
+    path = tmp_path / "bad.nir"
+    nir.write(path, graph)
+    if edit:
+        _h5_edit(path, edit)
+    assert main(["check", str(path)]) == 1
+    assert expect in capsys.readouterr().out
+    assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expect in err, err

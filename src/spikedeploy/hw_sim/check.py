@@ -30,7 +30,8 @@ from ..ir.lowering import lower_ops
 from ..ir.ops import Program
 from ..ir.passes import fold_biases
 from ..ir.producers import Note, producer_notes
-from ..metadata import DEFAULT_DT, DT, metadata_value, run_metadata_problems
+from ..metadata import (DEFAULT_DT, DT, NUM_STEPS, TSM_GAIN, metadata_value,
+                        run_metadata_problems)
 from .lava_builders import lava_problem
 from .loihi2.netx_file import netx_chain, netx_problems
 from .loihi2.target import BACKENDS as LOIHI2_TARGETS   # always fixed point
@@ -179,7 +180,12 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
     flat = _flatten(graph, report)
     if flat is None:
         return report
-    _validate_nodes(flat, report)
+    if not _validate_nodes(flat, report):
+        return report                 # fields that are not numbers: nothing can be lowered
+    if len(flat.inputs) > 1:
+        report.problems.append(Problem("<graph>", "inputs", f"{len(flat.inputs)} Input nodes "
+                                       f"({', '.join(flat.inputs)}): the command line feeds one "
+                                       "input array; run it from Python with a dict by input name"))
     report.producer, notes = producer_notes(flat.nodes, flat.metadata, report.dt)
     report.notes += notes
     # an invalid parameter (NaN, zero tau) is reported as a problem; numpy's warnings about
@@ -217,11 +223,23 @@ def _flatten(graph, report) -> FlatGraph | None:
     return flat
 
 
-def _validate_nodes(flat: FlatGraph, report) -> None:
-    """Field-level semantic checks NIR's reader does not make."""
+def _validate_nodes(flat: FlatGraph, report) -> bool:
+    """Field-level semantic checks NIR's reader does not make; False when a field that must
+    hold numbers does not (the graph cannot even be lowered)."""
+    numeric = True
+    steps = metadata_value(flat.metadata, NUM_STEPS)
     for name, node in flat.nodes.items():
+        gains = metadata_value(getattr(node, "metadata", None) or {}, TSM_GAIN)
+        if gains is not None and isinstance(steps, int) and np.size(gains) < steps:
+            report.problems.append(Problem(name, TSM_GAIN, f"TSM gains are defined for "
+                                           f"{np.size(gains)} time steps, the graph runs {steps}"))
         for key, value in vars(node).items():
             if key in ("metadata", "input_type", "output_type") or value is None:
+                continue
+            if isinstance(value, (str, bytes)):
+                report.problems.append(Problem(name, key, f"must be numbers, got the text "
+                                               f"{value!r}"))
+                numeric = False
                 continue
             try:
                 arr = np.asarray(value, dtype=np.float64)
@@ -235,6 +253,7 @@ def _validate_nodes(flat: FlatGraph, report) -> None:
                                                f"(min {finite.min():g})"))
             elif key == "delay" and arr.size and np.any(arr < 0):
                 report.problems.append(Problem(name, key, "delays must be non-negative"))
+    return numeric
 
 
 def _lower_each(flat: FlatGraph, report) -> Program | None:
