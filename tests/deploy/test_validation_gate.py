@@ -115,6 +115,7 @@ def good(tmp_path):
                          "half": np.array([0.5, 1.0]), "range": np.array([0, 3])}.items():
         np.save(tmp_path / f"y_{name}.npy", labels)
     np.save(tmp_path / "x_empty.npy", np.zeros((0, 2, 4)))
+    np.savez(tmp_path / "x.npz", x=np.zeros((5, 2, 4)))
     np.save(tmp_path / "x_complex.npy", np.zeros((5, 2, 4), complex))
     return path
 
@@ -140,16 +141,26 @@ BAD_OPTIONS = {
                         "{d}/x_complex.npy"], "finite real numbers"),
     "--max-disagreement nan": (["verify", "{g}", "--input", "{d}/x.npy", "--no-lava",
                                 "--max-disagreement", "nan"], "--max-disagreement must be"),
+    ".npz as --input": (["simulate", "{g}", "--backend", "reference", "--input", "{d}/x.npz"],
+                        "an .npz archive"),
+    "demo --samples 0": (["demo", "--samples", "0", "--out", "{d}/demo"],
+                         "--samples must be positive"),
+    "train --train-subset 0": (["train", "--train-subset", "0", "-o", "{d}/ckpt"],
+                               "--train-subset must be positive"),
+    "train --train-subset -5": (["train", "--train-subset", "-5", "-o", "{d}/ckpt"],
+                                "--train-subset must be positive"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_OPTIONS))
 def test_bad_options_and_side_files_are_one_line(case, good, capsys):
     argv, expect = BAD_OPTIONS[case]
+    before = sorted(p.name for p in good.parent.iterdir())
     assert main([a.format(g=good, d=good.parent) for a in argv]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
     assert expect in err, err
+    assert sorted(p.name for p in good.parent.iterdir()) == before     # nothing written
 
 
 def _h5_edit(path, edit):

@@ -73,6 +73,10 @@ def _batch(args, program, default_samples=100):
 
 def cmd_train(args) -> int:
     from .stages import train_and_save, train_options
+    for option in ("train_subset", "epochs", "hidden", "steps"):
+        value = getattr(args, option, None)
+        if value is not None and value <= 0:
+            raise SpikedeployError(f"--{option.replace('_', '-')} must be positive, got {value}")
     started = time.perf_counter()
     result = train_and_save(args.out, progress=_say, **train_options(args))
     accuracy_text = ("" if result.get("test_accuracy") is None

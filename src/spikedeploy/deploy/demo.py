@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import SpikedeployError
 from ..fileio import write_text
 from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
@@ -30,6 +31,8 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
     from ..hw_sim.loihi2.target import compile_loihi2
     from .stages import train_and_save
 
+    if samples is not None and samples <= 0:       # before any training or writing
+        raise SpikedeployError(f"--samples must be positive, got {samples}")
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     ckpt, nir_path = out / "checkpoint", out / "model.nir"

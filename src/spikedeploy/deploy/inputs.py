@@ -119,9 +119,14 @@ def load_npy(path: str, what: str) -> np.ndarray:
     if not p.is_file():
         raise SpikedeployError(f"{path}: no such file")
     try:
-        return np.load(p, allow_pickle=False)
+        array = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise SpikedeployError(f"{path}: not a readable .npy {what} file ({exc})")
+    if not isinstance(array, np.ndarray):        # an .npz archive holds several arrays
+        array.close()
+        raise SpikedeployError(f"{path}: an .npz archive, not one .npy {what} array (save the "
+                               "array with numpy.save)")
+    return array
 
 
 def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> InputBatch:
