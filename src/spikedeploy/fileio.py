@@ -54,6 +54,15 @@ def _temporary(path: Path, write: Callable[[Path], None]) -> Path:
     return tmp
 
 
+def require_folder(path) -> Path:
+    """``path`` as a Path, refused in one line when its folder does not exist (writers of a
+    single named file do not create folders the user may have mistyped)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise SpikedeployError(f"{path.parent}: no such directory")
+    return path
+
+
 def write_text(path, text: str) -> Path:
     return write_atomically(path, lambda tmp: tmp.write_text(text))
 

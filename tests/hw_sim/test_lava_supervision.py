@@ -18,9 +18,8 @@ import nir
 import numpy as np
 import pytest
 
-from spikedeploy.hw_sim.lava_runner import (JOB_PREFIX, OWNER_FILE, SCRATCH_PREFIX,
-                                            remove_stale_jobs)
-from spikedeploy.hw_sim.process_group import group_members, shared_memory_of
+from spikedeploy.hw_sim.lava_runner import JOB_PREFIX, SCRATCH_PREFIX, remove_stale_jobs
+from spikedeploy.hw_sim.process_group import OWNER_FILE, group_members, shared_memory_of
 
 from helpers import mlp_graph, processes, stat_fields
 

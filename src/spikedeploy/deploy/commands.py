@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import SpikedeployError
-from ..fileio import write_text
+from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
@@ -17,7 +17,7 @@ from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
-from .inputs import check_run_memory, digits_input_scale, resolve_inputs
+from .inputs import check_run_memory, graph_input_scale, resolve_inputs
 from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
                    spike_counts)
 
@@ -41,11 +41,9 @@ def _validated(graph, args) -> None:
     """The one validation gate: what ``check`` reports as blocking for the backend and
     precision this command runs refuses the command, with the same message."""
     from ..hw_sim.check import check_graph
-    from ..metadata import ENCODING, metadata_value
     backend, precision = _run_target(args)
-    scale = digits_input_scale(metadata_value(graph.metadata or {}, ENCODING))
     report = check_graph(graph, dt=args.dt, backend=backend, precision=precision,
-                         input_scale=scale)
+                         input_scale=graph_input_scale(graph.metadata))
     blocking = report.blocking()
     if blocking:
         first = blocking[0]
@@ -91,7 +89,6 @@ def _export_netx(args) -> int:
 
     from ..hw_sim.loihi2.netx_file import write_netx
     from ..hw_sim.loihi2.target import compile_loihi2
-    from ..metadata import ENCODING
     scale = args.input_scale
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise SpikedeployError(f"--input-scale must be a positive number, got {scale}")
@@ -111,7 +108,7 @@ def _export_netx(args) -> int:
     else:
         program = lower(_export_graph(args))
     if scale is None:
-        scale = digits_input_scale(program.meta(ENCODING))
+        scale = graph_input_scale(program.metadata)
     if Path(args.out).suffix == ".nir":
         raise SpikedeployError(f"{args.out}: --to netx writes a lava-dl netx file, not NIR: "
                                "name it .net")
@@ -242,13 +239,13 @@ def cmd_energy(args) -> int:
 
 def cmd_check(args) -> int:
     from ..hw_sim.check import check_graph
-    from ..metadata import ENCODING, metadata_value
-    try:       # the integer scale of the graph's own (digits) inputs, as simulate uses it
-        scale = digits_input_scale(metadata_value(read_nir(args.graph).metadata or {}, ENCODING))
+    try:       # read once: the graph's own input scale, as simulate uses it, then the checks
+        graph = read_nir(args.graph)
+        scale = graph_input_scale(graph.metadata)
     except SpikedeployError:
-        scale = 1.0            # check_graph reports the unreadable file itself
-    report = check_graph(args.graph, dt=args.dt, precision=args.precision,
-                         backend=args.target or "lava", input_scale=scale)
+        graph, scale = args.graph, 1.0     # check_graph reports the unreadable file itself
+    report = check_graph(graph, dt=args.dt, precision=args.precision,
+                         backend=args.target or "lava", input_scale=scale, source=args.graph)
     _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return 0 if report.ok else 1
 
@@ -287,15 +284,10 @@ def cmd_resources(args) -> int:
 
 def _write_output(path, text: str) -> None:
     """One output file, atomically, into a folder that exists (one-line errors)."""
-    out = Path(path)
+    out = require_folder(path)
     if out.is_dir():
         raise SpikedeployError(f"{out}: is a directory")
-    if not out.parent.is_dir():
-        raise SpikedeployError(f"{out.parent}: no such directory")
-    try:
-        write_text(out, text)
-    except OSError as exc:
-        raise SpikedeployError(f"{out}: cannot write: {exc.strerror or exc}")
+    write_text(out, text)
 
 
 def cmd_verify(args) -> int:

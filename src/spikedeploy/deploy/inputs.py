@@ -10,7 +10,7 @@ from ..errors import SpikedeployError
 from ..limits import check_memory
 from ..ir.ops import Program
 from ..metadata import (DEFAULT_ENCODING, DEFAULT_NUM_STEPS, DEFAULT_SEED, ENCODING, NUM_STEPS,
-                        SEED)
+                        SEED, metadata_value)
 
 
 @dataclass
@@ -112,6 +112,11 @@ def digits_input_scale(encoding: str | None) -> float:
     """Fixed-point scale of the digits inputs: pixels are k/16 with direct encoding, spikes
     with rate encoding."""
     return 16.0 if encoding == "direct" else 1.0
+
+
+def graph_input_scale(metadata: dict | None) -> float:
+    """The fixed-point scale of a graph's own (digits) inputs, from its encoding metadata."""
+    return digits_input_scale(metadata_value(metadata or {}, ENCODING))
 
 
 def load_npy(path: str, what: str) -> np.ndarray:

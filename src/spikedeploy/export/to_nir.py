@@ -49,7 +49,7 @@ from torch import nn
 from .. import __version__
 from .. import metadata as meta
 from ..errors import SpikedeployError, UnsupportedError
-from ..fileio import in_memory, write_bytes
+from ..fileio import in_memory, require_folder, write_bytes
 from ..metadata import DEFAULT_DT, DEFAULT_READOUT, ENCODINGS, READOUTS
 from ..models.checkpoint import input_shape_of, load_checkpoint
 from ..models.trace import trace_module
@@ -178,10 +178,7 @@ def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
 
 def write_nir(graph: nir.NIRGraph, path) -> Path:
     """Write ``graph`` to ``path`` atomically: the old file or the new one, never half of one."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SpikedeployError(f"{path.parent}: no such directory")
-    return write_bytes(path, in_memory(lambda buf: nir.write(buf, graph)))
+    return write_bytes(require_folder(path), in_memory(lambda buf: nir.write(buf, graph)))
 
 
 def _graph_metadata(dt: float, extra: dict | None) -> dict:

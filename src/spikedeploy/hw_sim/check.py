@@ -148,10 +148,12 @@ def _shape(s) -> str:
 
 
 def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
-                precision: str = "float", input_scale: float = 1.0) -> CheckReport:
+                precision: str = "float", input_scale: float = 1.0,
+                source: str | None = None) -> CheckReport:
     """Check a NIR file or graph for ``backend`` ('lava'|'reference', or the Loihi 2 target
     'loihi2'|'netx', always fixed point) and precision."""
-    source = str(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else "<graph>"
+    if source is None:         # a graph already read may name its file
+        source = str(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else "<graph>"
     if backend in LOIHI2_TARGETS:
         precision = "fixed"
     report = CheckReport(source, backend, precision)

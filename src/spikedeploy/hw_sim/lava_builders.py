@@ -29,7 +29,7 @@ from ..ir.op_table import OpTable
 from ..ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
                       ReshapeOp, ScaleOp, SynapticOp, ThresholdOp)
 from ..ir.passes import bias_problem
-from ..metadata import TSM_GAIN
+from ..ir.semantics import require_step_gains
 from .timing import Schedule
 
 GRADED_MESSAGE_BITS = 24
@@ -189,11 +189,7 @@ def _build_conv(b: LavaBuild, op: ConvOp):
 
 
 def _build_neuron(b: LavaBuild, op: NeuronOp):
-    gains = op.params.step_gain
-    if gains is not None and len(gains) < b.num_steps:
-        raise UnsupportedError(op.name, TSM_GAIN,
-                               f"TSM gains are defined for {len(gains)} time steps, the run has "
-                               f"{b.num_steps}", backend="lava")
+    require_step_gains(op.params, b.num_steps, op.name, backend="lava")
     params = b.fixed.params[op.name] if b.precision == "fixed" else op.params.flat()
     proc = b.lava.WindowedNeuron(shape=(op.size,), params=params, window=b.window,
                                  latency=b.lat[op.name], num_steps=b.num_steps, name=op.name)

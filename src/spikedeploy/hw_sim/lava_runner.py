@@ -25,7 +25,7 @@ from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.lowering import lower
 from ..ir.ops import Program
-from .process_group import teardown_group
+from .process_group import OWNER_FILE, SCRATCH_FILE, teardown_group
 from .reference import as_input_dict
 from .result import SimResult
 
@@ -86,7 +86,6 @@ def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
 
 
 JOB_PREFIX = "spikedeploy-lava-"
-OWNER_FILE = "owner.pid"         # the pid of the process that created a job folder
 
 
 def _run_worker(job: Path, timeout: float) -> None:
@@ -133,7 +132,6 @@ def _run_worker(job: Path, timeout: float) -> None:
 
 
 SCRATCH_PREFIX = "spikedeploy-tmp-"
-SCRATCH_FILE = "scratch"         # in the job folder: the path of the worker's scratch folder
 
 
 def _scratch_dir(job: Path) -> Path:

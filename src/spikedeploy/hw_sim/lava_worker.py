@@ -41,17 +41,11 @@ def watch_parent(fd: int, job_dir: Path) -> None:
             pass
     except OSError:
         pass
-    import shutil
-
-    from .lava_runner import SCRATCH_FILE
-    from .process_group import group_members, shared_memory_of, unlink_shared_memory
+    from .process_group import (group_members, remove_run_folders, shared_memory_of,
+                                unlink_shared_memory)
     pgid = os.getpgrp()
     unlink_shared_memory(shared_memory_of(group_members(pgid)))
-    try:
-        shutil.rmtree((job_dir / SCRATCH_FILE).read_text(), ignore_errors=True)
-    except OSError:
-        pass
-    shutil.rmtree(job_dir, ignore_errors=True)
+    remove_run_folders(job_dir)
     os.killpg(pgid, signal.SIGKILL)
 
 

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 SHM_DIR = Path("/dev/shm")
+OWNER_FILE = "owner.pid"         # in a run's folders: the pid of the process that made them
+SCRATCH_FILE = "scratch"         # in the job folder: the path of the worker's scratch folder
 
 
 def group_members(pgid: int) -> list[int]:
@@ -90,3 +92,13 @@ def teardown_group(pgid: int) -> None:
     names = shared_memory_of(group_members(pgid))
     kill_group(pgid)
     unlink_shared_memory(names)
+
+
+def remove_run_folders(job_dir: Path) -> None:
+    """A run's job folder and the worker scratch folder it names."""
+    import shutil
+    try:
+        shutil.rmtree((Path(job_dir) / SCRATCH_FILE).read_text(), ignore_errors=True)
+    except OSError:
+        pass
+    shutil.rmtree(job_dir, ignore_errors=True)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SpikedeployError, UnsupportedError
+from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
 from ..ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
                       ReshapeOp, ScaleOp, SynapticOp, ThresholdOp)
-from ..ir.semantics import neuron_step
-from ..metadata import TSM_GAIN
+from ..ir.semantics import neuron_step, require_step_gains
 from .result import SimResult
 
 FLOAT_RUNNERS: OpTable = OpTable("float reference runner", backend="reference-float")
@@ -208,15 +207,6 @@ class _NeuronFixed:
         return out
 
 
-def check_step_gains(program: Program, num_steps: int) -> None:
-    """Every TSM neuron has a gain for each of the run's steps (refused before running)."""
-    for op in program.ops.values():
-        gains = getattr(getattr(op, "params", None), "step_gain", None)
-        if gains is not None and len(gains) < num_steps:
-            raise UnsupportedError(op.name, TSM_GAIN, f"TSM gains are defined for {len(gains)} "
-                                   f"time steps, the run has {num_steps}")
-
-
 def as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
     if not isinstance(inputs, dict):
         if len(program.inputs) != 1:
@@ -252,7 +242,9 @@ def simulate(program: Program, inputs, precision: str = "float",
         raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
     data = as_input_dict(program, inputs)
     num_steps, n = next(iter(data.values())).shape[:2]
-    check_step_gains(program, num_steps)
+    for op in program.ops.values():
+        if isinstance(op, NeuronOp):
+            require_step_gains(op.params, num_steps, op.name)
     fixed = fxp.for_run(program, precision, fixed)
     table = RUNNERS[precision]
     runners = {op.name: table.lookup(op)(op, n, fixed) for op in program.ops.values()}

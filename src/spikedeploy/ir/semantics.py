@@ -272,6 +272,14 @@ def _any_nonzero(x) -> bool:
     return bool(np.any(np.asarray(x) != 0))
 
 
+def require_step_gains(p: NeuronParams, num_steps: int, name: str, backend: str = "") -> None:
+    """A TSM population must have a gain for each of the run's steps (refused before it
+    runs, naming the node)."""
+    if p.step_gain is not None and len(p.step_gain) < num_steps:
+        raise UnsupportedError(name, TSM_GAIN, f"TSM gains are defined for {len(p.step_gain)} "
+                               f"time steps, the run has {num_steps}", backend=backend)
+
+
 def step_gain_at(p: NeuronParams, t: int, name: str = ""):
     """p[t] of a TSM neuron (None without TSM); steps beyond the gains are an error."""
     if p.step_gain is None:

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import SpikedeployError, UnsupportedError
-from ...fileio import in_memory, write_bytes
+from ...errors import UnsupportedError
+from ...fileio import in_memory, require_folder, write_bytes
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, NeuronOp, OutputOp, Program, ReshapeOp,
                        ScaleOp)
 from ...ir import fixed_point as fxp
@@ -218,9 +218,7 @@ def write_netx(l2: Loihi2Program, path) -> Path:
         raise problems[0]
     chain, _ = netx_chain(l2.program)
     import h5py
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise SpikedeployError(f"{path.parent}: no such directory")
+    path = require_folder(path)
     program = l2.program
 
     def write(tmp: Path) -> None:

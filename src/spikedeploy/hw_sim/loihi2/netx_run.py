@@ -82,9 +82,7 @@ def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tu
         if name == inp:
             records[name] = np.round(x * fixed.scales[inp]).astype(np.int64)
             continue
-        src = op
-        while src.name not in layers and src.copies_input and len(src.inputs) == 1:
-            src = program.ops[src.inputs[0]]
+        src = program.through_copies(name)        # Flatten/Output: their layer's spikes
         if src.name in layers:
             records[name] = layers[src.name]
     return records, sched.total_latency
