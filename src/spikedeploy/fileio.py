@@ -10,8 +10,10 @@ or not at all.
 """
 from __future__ import annotations
 
+import glob
 import io
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -29,6 +31,7 @@ def write_atomically(path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     tmp = None
     try:
+        check_destination(path)
         tmp = _temporary(path, write)
         os.replace(tmp, path)
     except OSError as exc:
@@ -38,10 +41,57 @@ def write_atomically(path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def check_destination(path, folder: bool = False) -> None:
+    """One line for a destination that cannot be written: a folder where a file is
+    wanted (or the reverse), a path under a file, or a folder we may not write."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise SpikedeployError(f"{path}: is a folder; give a file name" if not folder else
+                               f"{path}: is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SpikedeployError(f"{parent}: is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise SpikedeployError(f"{parent}: not writable")
+            return
+
+
+def _temporary_prefix(path: Path, pid: int) -> str:
+    # Host and pid in the name: a later write finds what a killed writer left.
+    return f".{path.name}.{socket.gethostname()}.{pid}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:        # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` whose writer on this host has died (a
+    SIGKILL cannot run cleanup; the next write of the same file does it)."""
+    removed = []
+    prefix = _temporary_prefix(path, 0)[:-2]          # ".name.host."
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        rest = tmp.name[len(prefix):] if tmp.name.startswith(prefix) else ""
+        pid = rest.split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def _temporary(path: Path, write: Callable[[Path], None]) -> Path:
     """``write`` into a synced temporary file beside ``path`` (removed if anything fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path, os.getpid()),
+                                    suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -79,6 +129,7 @@ def write_files(contents: dict) -> list[Path]:
     try:
         for current, data in contents.items():
             current = Path(current)
+            check_destination(current)
             payload = data.encode() if isinstance(data, str) else data
             temps[current] = _temporary(current, lambda tmp, b=payload: tmp.write_bytes(b))
         for path, tmp in temps.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 from .errors import SpikedeployError
 
@@ -62,3 +63,40 @@ def check_memory(what: str, nbytes: float) -> None:
         raise SpikedeployError(f"{what} needs about {describe(nbytes)}, more than the memory "
                                f"limit of {describe(limit)} (--max-memory or {ENV_VAR} to change "
                                "it)")
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def bounded_allocation(what: str, limit: int | None = None):
+    """Run a block whose allocations cannot be sized beforehand (building a
+    user's model from its config, training) with the process's address space
+    capped at its current size plus the limit: an allocation past it fails
+    at once -- instead of the OOM killer ending the process -- and becomes one
+    line naming ``what``. ``limit``: a tighter bound than the memory limit for
+    this block. The previous cap is restored afterwards."""
+    limit = memory_limit() if limit is None else min(limit, memory_limit())
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = _address_space() + limit
+    except (ImportError, OSError, ValueError):      # pragma: no cover - not Linux
+        yield
+        return
+    for bound in (soft, hard):
+        if bound != resource.RLIM_INFINITY:
+            cap = min(cap, bound)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    except MemoryError:
+        raise SpikedeployError(f"{what} needs more than {describe(limit)}") from None
+    except RuntimeError as exc:          # torch's allocator: "... can't allocate memory ..."
+        if "allocate" not in str(exc):
+            raise
+        raise SpikedeployError(f"{what} needs more than {describe(limit)}") from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

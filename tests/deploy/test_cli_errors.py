@@ -116,3 +116,13 @@ def test_fixed_simulate_reports_quantisation_error_per_layer(capsys, tmp_path, n
     out = capsys.readouterr().out
     assert "quantisation error per layer" in out
     assert "lif1: weight[fc1]" in out and "lif2: weight[fc2]" in out
+
+
+def test_a_deeply_nested_checkpoint_config_is_one_line(trained, tmp_path, capsys):
+    import shutil
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained["ckpt"], ckpt)
+    (ckpt / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.nir")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"spikedeploy: error: {ckpt / 'config.json'}: not valid JSON (nested too deeply)"

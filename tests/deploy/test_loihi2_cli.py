@@ -113,7 +113,7 @@ def test_verify_target_loihi2_passes_and_simulate_netx(shared, capsys, tmp_path)
 
 
 @pytest.mark.parametrize("argv, expect", [
-    (["resources", "{nir}", "-o", "{tmp}"], "is a directory"),
+    (["resources", "{nir}", "-o", "{tmp}"], "is a folder; give a file name"),
     (["resources", "{nir}", "-o", "{tmp}/no/such/r.txt"], "no such directory"),
     (["resources", "{nir}", "--chip", "{tmp}/bad.toml"], "[limits] must be a table"),
     (["export", "{nir}", "--to", "netx", "-o", "{tmp}/m.net", "--input-scale", "nan"],

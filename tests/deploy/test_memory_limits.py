@@ -83,3 +83,36 @@ def test_bad_max_memory_is_one_line(files, capsys):
     from spikedeploy.deploy.cli import main
     assert main(["check", str(files / "good.nir"), "--max-memory", "lots"]) == 1
     assert "memory size 'lots'" in capsys.readouterr().err
+
+
+def _edit_config(ckpt, **changes):
+    import json
+    config = json.loads((ckpt / "config.json").read_text())
+    config.update(changes)
+    (ckpt / "config.json").write_text(json.dumps(config))
+
+
+def test_a_checkpoint_config_declaring_a_huge_model_is_refused_in_bounded_memory(trained,
+                                                                                 tmp_path):
+    import shutil
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained["ckpt"], ckpt)
+    _edit_config(ckpt, hidden=2 * 10 ** 7)               # ~5 GB of float32 weights
+    proc = _run(["export", str(ckpt), "-o", str(tmp_path / "m.nir")])
+    err = proc.stderr.strip()
+    assert proc.returncode == 1 and len(err.splitlines()) == 1, err[-1500:]
+    assert "config.json: cannot rebuild the 'mlp' model: the model it declares" in err, err
+    assert not (tmp_path / "m.nir").exists()
+
+
+@pytest.mark.parametrize("option, value, expect", [
+    ("--hidden", "20000000", "training mlp with these sizes needs about"),
+    ("--steps", "100000000", "training mlp with these sizes needs about"),
+])
+def test_training_sizes_beyond_the_limit_are_refused_before_training(option, value, expect,
+                                                                    tmp_path):
+    proc = _run(["train", option, value, "-o", str(tmp_path / "ckpt")])
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and err[-1].startswith("spikedeploy: error:"), err
+    assert expect in err[-1] and "more than the memory limit" in err[-1], err
+    assert not (tmp_path / "ckpt").exists()

@@ -117,6 +117,10 @@ def good(tmp_path):
     np.save(tmp_path / "x_empty.npy", np.zeros((0, 2, 4)))
     np.savez(tmp_path / "x.npz", x=np.zeros((5, 2, 4)))
     np.save(tmp_path / "x_complex.npy", np.zeros((5, 2, 4), complex))
+    (tmp_path / "binary.toml").write_bytes(bytes(range(256)))
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "afile").write_text("a file, not a folder")
     return path
 
 
@@ -149,6 +153,29 @@ BAD_OPTIONS = {
                                "--train-subset must be positive"),
     "train --train-subset -5": (["train", "--train-subset", "-5", "-o", "{d}/ckpt"],
                                 "--train-subset must be positive"),
+    "binary --profile": (["energy", "{g}", "--samples", "2", "--profile", "{d}/binary.toml",
+                          "--out", "{d}/e"], "binary.toml: not a text file"),
+    "deeply nested TOML --profile": (["energy", "{g}", "--samples", "2", "--profile",
+                                      "{d}/deep.toml", "--out", "{d}/e"], "nested too deeply"),
+    "deeply nested JSON --profile": (["energy", "{g}", "--samples", "2", "--profile",
+                                      "{d}/deep.json", "--out", "{d}/e"], "nested too deeply"),
+    "deeply nested --chip": (["resources", "{g}", "--chip", "{d}/deep.toml"],
+                             "chip profile {d}/deep.toml: not valid TOML (nested too deeply)"),
+    "--save at a folder": (["simulate", "{g}", "--backend", "reference", "--samples", "2",
+                            "--save", "{d}"], "{d}: is a folder; give a file name"),
+    "--save under a file": (["simulate", "{g}", "--backend", "reference", "--samples", "2",
+                             "--save", "{d}/afile/o.npz"], "{d}/afile: is a file, not a folder"),
+    "energy --out at a file": (["energy", "{g}", "--samples", "2", "--out", "{d}/afile"],
+                               "{d}/afile: is a file, not a folder"),
+    "verify --json at a folder": (["verify", "{g}", "--samples", "2", "--no-lava", "--json",
+                                   "{d}"], "{d}: is a folder; give a file name"),
+    "export -o under a file": (["export", "{g}", "--to", "netx", "-o", "{d}/afile/m.net"],
+                               "{d}/afile: is a file, not a folder"),
+    "resources -o at a folder": (["resources", "{g}", "-o", "{d}"], "is a folder"),
+    "sweep --json under a file": (["sweep", "{g}", "--samples", "2", "--json",
+                                   "{d}/afile/s.json"], "is a file, not a folder"),
+    "train -o at a file": (["train", "-o", "{d}/afile"], "{d}/afile: is a file, not a folder"),
+    "demo --out at a file": (["demo", "--out", "{d}/afile"], "is a file, not a folder"),
 }
 
 
@@ -159,7 +186,7 @@ def test_bad_options_and_side_files_are_one_line(case, good, capsys):
     assert main([a.format(g=good, d=good.parent) for a in argv]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
-    assert expect in err, err
+    assert expect.format(d=good.parent) in err, err
     assert sorted(p.name for p in good.parent.iterdir()) == before     # nothing written
 
 
@@ -192,6 +219,22 @@ BAD_FILES = {
         None, lambda f: (f.__delitem__("node/nodes/lif2"),
                          f.__setitem__("node/nodes/lif2", np.zeros(3))),
         "node 'lif2' is stored as a dataset"),
+    "Affine bias of the wrong length": (
+        lambda g: setattr(g.nodes["fc2"], "bias", np.zeros(7)), None,
+        ("fc2", "bias", "has 7 values, expected one per output (10)")),
+    "v_init of the wrong length": (
+        lambda g: setattr(g.nodes["lif1"], "metadata", {"spikedeploy.v_init": np.full(5, 0.1)}),
+        None, ("lif1", "spikedeploy.v_init", "has shape (5,), which does not fit")),
+    "LIF fields of different lengths": (
+        lambda g: setattr(g.nodes["lif1"], "v_threshold", np.ones(5)), None,
+        "node 'lif1' (LIF; fields r (16,), tau (16,), v_leak (16,), v_reset (16,), "
+        "v_threshold (5,))"),
+    "a cycle feeding back the wrong size": (
+        lambda g: g.edges.append(("lif2", "fc2")), None,
+        ("fc2", "recurrent", "the cycle fc2 -> lif2 -> fc2 feeds 10 values back")),
+    "an edge to a node that does not exist": (
+        lambda g: g.edges.append(("lif2", "sub.ghost")), None,
+        ("<graph>", "edges", "edge names unknown node 'sub.ghost'")),
 }
 
 
@@ -205,8 +248,15 @@ def test_malformed_files_are_refused_alike_by_check_and_simulate(case, tmp_path,
     nir.write(path, graph)
     if edit:
         _h5_edit(path, edit)
-    assert main(["check", str(path)]) == 1
-    assert expect in capsys.readouterr().out
+    assert main(["check", str(path), "--json"]) == 1
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    if isinstance(expect, tuple):            # check and simulate name the same node and field
+        node, field, reason = expect
+        assert any((p["node"], p["field"]) == (node, field) and reason in p["reason"]
+                   for p in problems), problems
+        expect = f"node '{node}', field '{field}': {reason}"
+    else:
+        assert any(expect in p["reason"] for p in problems), problems
     assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expect in err, err

@@ -527,7 +527,7 @@ def test_user_profiles_toml_and_json(tmp_path, rng):
     js.write_text("{not json")
     with pytest.raises(SpikedeployError, match="not valid JSON"):
         load_profile(js)
-    with pytest.raises(SpikedeployError, match="cannot read"):
+    with pytest.raises(SpikedeployError, match="absent.toml: no such file"):
         load_profile(tmp_path / "absent.toml")
 
 

@@ -254,6 +254,21 @@ def _terminate(signum, frame):
     raise Terminated(signum)
 
 
+# Where each command writes: (command, option) -> a folder (True) or a file (False).
+# Checked before any work, so a bad destination never costs a run.
+DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("simulate", "save"): False,
+                ("energy", "out"): True, ("verify", "json"): False, ("resources", "out"): False,
+                ("sweep", "json"): False, ("demo", "out"): True}
+
+
+def _check_destinations(args) -> None:
+    from ..fileio import check_destination
+    for (command, option), folder in DESTINATIONS.items():
+        value = getattr(args, option, None) if args.command == command else None
+        if value and value != "-":
+            check_destination(value, folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import commands
@@ -264,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from ..limits import set_limit
         set_limit(getattr(args, "max_memory", None))
+        _check_destinations(args)
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)

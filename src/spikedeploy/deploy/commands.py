@@ -217,13 +217,13 @@ def cmd_simulate(args) -> int:
 
 def cmd_energy(args) -> int:
     graph, program = _load(args)
-    batch = _batch(args, program)
     from ..energy.model import check_memory, load_profile
     from ..energy.report import energy_report
     from ..hw_sim.loihi2.resources import load_chip
     profile = load_profile(args.profile)      # a bad profile fails before the run
     load_chip(args.chip)                      # and so does a bad chip
     check_memory(profile, args.memory)
+    batch = _batch(args, program)
     result = run_backend(graph, program, batch, args.backend, args.precision)
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
@@ -431,8 +431,10 @@ def format_verify(report: dict) -> str:
 
 
 def cmd_sweep(args) -> int:
+    from ..energy.model import load_profile
     from .sweep import threshold_sweep
     graph, program = _load(args)
+    load_profile(args.profile)                # a bad profile fails before the runs
     batch = _batch(args, program)
     try:
         gammas = [float(g) for g in args.gammas.split(",") if g.strip()]

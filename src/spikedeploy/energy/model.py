@@ -45,7 +45,6 @@ not counted. The one-pass figure (not x T) is reported beside it, labelled.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikedeployError
+from ..settings_files import read_settings
 from .counts import NeuronCounts, OperationCounts, SynapticCounts
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
@@ -220,21 +220,6 @@ def _number(value, where: str, what: str) -> float:
     return float(value)
 
 
-def _toml_loads(text: str, origin: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise SpikedeployError(
-                "reading an energy profile needs Python >= 3.11 or the 'tomli' package") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpikedeployError(f"energy profile {origin} is not valid TOML: {exc}") from None
-
-
 def available_profiles() -> list[str]:
     """Names of the packaged profiles."""
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
@@ -251,17 +236,7 @@ def load_profile(profile: "str | Path | EnergyProfile" = DEFAULT_PROFILE) -> Ene
             raise SpikedeployError(
                 f"unknown energy profile {str(profile)!r} (packaged: {', '.join(available_profiles())}; "
                 "or give a path to a .toml or .json file)")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpikedeployError(f"cannot read energy profile {str(path)!r}: {exc.strerror}") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpikedeployError(f"energy profile {str(path)!r} is not valid JSON: {exc}") from None
-    else:
-        data = _toml_loads(text, repr(str(path)))
+    data = read_settings(path, "energy profile")
     return EnergyProfile.from_dict(data, default_name=path.stem, origin=str(path))
 
 

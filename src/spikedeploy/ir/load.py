@@ -43,7 +43,8 @@ def read_nir(path) -> nir.NIRGraph:
         try:  # files from NIR 0.x may not pass NIR 1.0's type check
             graph = nir.read(path, type_check=False)
         except errors:
-            raise SpikedeployError(f"{path}: unreadable NIR graph: {_describe(first)}")
+            raise SpikedeployError(f"{path}: {_failing_node(path) or ''}unreadable NIR "
+                                   f"graph: {_describe(first)}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise SpikedeployError(f"{path}: NIR file holds a {type(graph).__name__}, not a graph")
     return graph
@@ -115,6 +116,39 @@ def _check_node_types(path: Path, f: h5py.File) -> None:
 
     if isinstance(f["node"].get("nodes"), h5py.Group):
         visit(f["node"]["nodes"])
+
+
+def _failing_node(path: Path) -> str | None:
+    """'node NAME (TYPE): ' for the first node NIR cannot build, with its fields' shapes
+    where they disagree (NIR only asserts that they must agree)."""
+    from nir.serialization import hdf2dict
+    try:
+        with h5py.File(path, "r") as f:
+            nodes = hdf2dict(f["node"]).get("nodes", {})
+    except Exception:       # noqa: BLE001 - only a better message is at stake
+        return None
+
+    def visit(nodes: dict, prefix: str):
+        for name, item in nodes.items():
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "NIRGraph":
+                found = visit(item.get("nodes", {}), f"{prefix}{name}.")
+                if found:
+                    return found
+                continue
+            try:
+                nir.dict2NIRNode(dict(item))
+            except Exception:      # noqa: BLE001
+                shapes = {k: np.shape(v) for k, v in item.items()
+                          if isinstance(v, np.ndarray) and v.dtype.kind in "fiu"
+                          and k not in SHAPE_KEYS and k != "metadata"}
+                fields = ", ".join(f"{k} {s}" for k, s in shapes.items())
+                return f"node '{prefix}{name}' ({item.get('type')}" + \
+                    (f"; fields {fields}" if len(set(shapes.values())) > 1 else "") + "): "
+        return None
+
+    return visit(nodes, "")
 
 
 def _describe(exc: Exception) -> str:

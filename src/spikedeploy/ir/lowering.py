@@ -58,9 +58,16 @@ def _groups(node) -> int:
     return int(np.asarray(node.groups).item()) if node.groups is not None else 1
 
 
-def _bias(node, size: int) -> np.ndarray | None:
+def _bias(name, node, size: int) -> np.ndarray | None:
     bias = getattr(node, "bias", None)
-    return None if bias is None else np.broadcast_to(np.asarray(bias, np.float64), (size,)).copy()
+    if bias is None:
+        return None
+    bias = np.asarray(bias, np.float64)
+    if bias.size not in (1, size):
+        raise UnsupportedError(name, "bias", f"has {bias.size} values, expected one per "
+                               f"output ({size}) or a single value")
+    return np.broadcast_to(bias.reshape(-1) if bias.size == size else bias.reshape(()),
+                           (size,)).copy()
 
 
 # --- per-primitive rules --------------------------------------------------------------
@@ -81,7 +88,7 @@ def _lower_affine(name, node, in_shape, dt):
     if w.shape[1] != int(np.prod(in_shape)):
         raise SpikedeployError(
             f"node '{name}': weight expects {w.shape[1]} inputs, its input has shape {in_shape}")
-    return DenseOp(name, (w.shape[0],), weight=w, bias=_bias(node, w.shape[0]))
+    return DenseOp(name, (w.shape[0],), weight=w, bias=_bias(name, node, w.shape[0]))
 
 
 def _affine_takes(node):
@@ -149,7 +156,7 @@ def _lower_conv2d(name, node, in_shape, dt):
     padding = _padding(name, node.padding, w.shape[2:], dilation, stride)
     geometry = ConvGeometry((cin, h, wd), w.shape[0], tuple(w.shape[2:]), stride, padding,
                             dilation, groups)
-    return _conv_op(name, geometry, w, _bias(node, w.shape[0]))
+    return _conv_op(name, geometry, w, _bias(name, node, w.shape[0]))
 
 
 def _conv2d_takes(node):
@@ -322,6 +329,19 @@ def _as_problem(name: str, exc: Exception) -> UnsupportedError:
     return UnsupportedError(name, "shape" if "shape" in text else "value", text)
 
 
+def _cycle(flat: FlatGraph, start: str, end: str) -> list[str]:
+    """The nodes on a forward path start -> ... -> end (a cycle closed by end -> start)."""
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier and end not in paths:
+        node = frontier.pop(0)
+        for succ in flat.successors(node):
+            if succ not in paths and (node, succ) not in flat.recurrent:
+                paths[succ] = paths[node] + [succ]
+                frontier.append(succ)
+    return paths.get(end, [end])
+
+
 def lower_ops(flat: FlatGraph, dt: float, problems: list | None = None) -> Lowered:
     """Lower an ordered flat graph node by node.
 
@@ -374,8 +394,10 @@ def lower_ops(flat: FlatGraph, dt: float, problems: list | None = None) -> Lower
     for op in out.ops.values():      # recurrent sources must match in size too
         for src in op.recurrent:
             if src in out.ops and out.ops[src].size != op.in_size:
-                exc = UnsupportedError(op.name, "recurrent", f"recurrent input '{src}' has "
-                                       f"{out.ops[src].size} values, expected {op.in_size}")
+                cycle = " -> ".join(_cycle(flat, op.name, src) + [op.name])
+                exc = UnsupportedError(op.name, "recurrent", f"the cycle {cycle} feeds "
+                                       f"{out.ops[src].size} values back from '{src}' into "
+                                       f"'{op.name}', which takes {op.in_size}")
                 if problems is None:
                     raise exc
                 problems.append(exc)

@@ -161,6 +161,30 @@ def _arr(x, shape=None) -> np.ndarray:
     return np.broadcast_to(a, shape).copy() if shape is not None else a
 
 
+def _shape_of(name, node, *field_names) -> tuple:
+    """The neuron shape the node's fields broadcast to; a field that does not
+    fit the others is named."""
+    shape, seen = (), []
+    for f in field_names:
+        s = np.shape(getattr(node, f))
+        try:
+            shape = np.broadcast_shapes(shape, s)
+        except ValueError:
+            raise UnsupportedError(name, f, f"has shape {s}, which does not fit shape {shape} "
+                                   f"of {', '.join(seen)}: give one value or one per neuron")
+        seen.append(f)
+    return shape
+
+
+def _per_neuron_meta(name, meta, key, default, shape) -> np.ndarray:
+    value = _arr(meta.get(key, default))
+    try:
+        return np.broadcast_to(value, shape).copy()
+    except ValueError:
+        raise UnsupportedError(name, key, f"has shape {value.shape}, which does not fit the "
+                               f"layer's shape {tuple(shape)}: give one value or one per neuron")
+
+
 def _choice(name, meta, key, choices, default, convert=str):
     value = metadata_value(meta, key, default)
     try:
@@ -178,15 +202,10 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
     reset_mode = _choice(name, meta, RESET_MODE, RESET_MODES, DEFAULT_RESET_MODE)
     reset_delay = _choice(name, meta, RESET_DELAY, (0, 1), 0, int)
     reset_in_step = _choice(name, meta, RESET_IN_STEP, (0, 1), 1, int)
-    spike_value = _arr(meta.get(SPIKE_VALUE, 1.0))
-    try:
-        spike_value = np.broadcast_to(spike_value, shape).copy()
-    except ValueError:
-        raise UnsupportedError(name, SPIKE_VALUE, f"shape {spike_value.shape} does not fit the "
-                               f"layer's shape {tuple(shape)}")
+    spike_value = _per_neuron_meta(name, meta, SPIKE_VALUE, 1.0, shape)
     if not np.all(np.isfinite(spike_value)):
         raise UnsupportedError(name, SPIKE_VALUE, "spike values must be finite")
-    v_init = _arr(meta.get(V_INIT, 0.0), shape)
+    v_init = _per_neuron_meta(name, meta, V_INIT, 0.0, shape)
     step_gain = meta.get(TSM_GAIN)
     if step_gain is not None:
         step_gain = np.atleast_1d(_arr(step_gain)).reshape(-1)
@@ -203,21 +222,22 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
 
 def _lif(name, n: nir.LIF, dt):
     tau, r = _arr(n.tau), _arr(n.r)
-    shape = np.broadcast_shapes(tau.shape, r.shape, np.shape(n.v_threshold))
+    shape = _shape_of(name, n, "tau", "r", "v_leak", "v_threshold", "v_reset")
     return _finish(name, n, shape, 1.0, dt / tau, dt * r / tau,
                    dt * _arr(n.v_leak) / tau, n.v_threshold, n.v_reset)
 
 
 def _li(name, n: nir.LI, dt):
     tau, r = _arr(n.tau), _arr(n.r)
-    shape = np.broadcast_shapes(tau.shape, r.shape, np.shape(n.v_leak))
+    shape = _shape_of(name, n, "tau", "r", "v_leak")
     return _finish(name, n, shape, 1.0, dt / tau, dt * r / tau,
                    dt * _arr(n.v_leak) / tau, None, 0.0)
 
 
 def _cuba(name, n, dt, spiking):
     tm, ts = _arr(n.tau_mem), _arr(n.tau_syn)
-    shape = np.broadcast_shapes(tm.shape, ts.shape, np.shape(n.r), np.shape(n.w_in))
+    shape = _shape_of(name, n, "tau_mem", "tau_syn", "r", "w_in", "v_leak",
+                      *(("v_threshold", "v_reset") if spiking else ()))
     gain = (dt / tm) * _arr(n.r) * (dt / ts) * _arr(n.w_in)
     return _finish(name, n, shape, dt / ts, dt / tm, gain, dt * _arr(n.v_leak) / tm,
                    n.v_threshold if spiking else None,
@@ -225,13 +245,13 @@ def _cuba(name, n, dt, spiking):
 
 
 def _if(name, n: nir.IF, dt):
-    shape = np.broadcast_shapes(np.shape(n.r), np.shape(n.v_threshold))
+    shape = _shape_of(name, n, "r", "v_threshold", "v_reset")
     return _finish(name, n, shape, 1.0, 0.0, dt * _arr(n.r), 0.0,
                    n.v_threshold, n.v_reset)
 
 
 def _i(name, n: nir.I, dt):
-    return _finish(name, n, np.shape(n.r), 1.0, 0.0, dt * _arr(n.r), 0.0, None, 0.0)
+    return _finish(name, n, _shape_of(name, n, "r"), 1.0, 0.0, dt * _arr(n.r), 0.0, None, 0.0)
 
 
 def threshold_params(threshold: np.ndarray) -> NeuronParams:

@@ -38,10 +38,13 @@ from torch import nn
 
 from ..errors import SpikedeployError, first_line
 from ..fileio import write_files
+from ..limits import bounded_allocation, describe
 from ..metadata import ENCODINGS, READOUTS
+from ..settings_files import parse_json, read_settings_text
 from .mlp import ARCHITECTURE as MLP, build_mlp
 
 WEIGHTS_FILE = "model.safetensors"
+MODEL_BUILD_SLACK = 256 << 20    # bytes a model's build may take beyond its weights
 CONFIG_FILE = "config.json"
 FORMAT = "spikedeploy.checkpoint"
 FORMAT_VERSION = 1
@@ -148,8 +151,15 @@ def load_checkpoint(path) -> Checkpoint:
     if not directory.is_dir():
         raise SpikedeployError(f"{directory}: no such checkpoint directory")
     config = read_config(directory)
+    build = ARCHITECTURES[config["architecture"]].build
     try:
-        model = ARCHITECTURES[config["architecture"]].build(config)
+        # The parameters the config declares are what the weights file holds:
+        # a model much bigger than that cannot be this checkpoint's.
+        weights = directory / WEIGHTS_FILE
+        held = weights.stat().st_size if weights.is_file() else 0
+        with bounded_allocation(f"the model it declares (its weights file holds only "
+                                f"{describe(held)})", 2 * held + MODEL_BUILD_SLACK):
+            model = build(config)
     except (KeyError, TypeError, ValueError, SpikedeployError) as exc:
         raise SpikedeployError(f"{directory / CONFIG_FILE}: cannot rebuild the "
                                f"{config['architecture']!r} model: {exc}")
@@ -162,14 +172,9 @@ def load_checkpoint(path) -> Checkpoint:
 def read_config(directory) -> dict:
     """Parse and validate ``config.json`` of a checkpoint directory."""
     config_path = Path(directory) / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not config_path.exists():
         raise SpikedeployError(f"{config_path}: missing checkpoint config")
-    except OSError as exc:
-        raise SpikedeployError(f"{config_path}: cannot read: {exc.strerror or exc}")
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise SpikedeployError(f"{config_path}: not valid JSON ({str(exc).splitlines()[0]})")
+    config = parse_json(read_settings_text(config_path, "checkpoint config"), str(config_path))
     _validate_config(config, str(config_path))
     return config
 

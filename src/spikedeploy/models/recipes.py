@@ -26,6 +26,7 @@ from typing import Callable
 
 from ..errors import SpikedeployError
 from .fit import Trained
+from .footprint import check_training
 
 
 def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_subset=None,
@@ -122,6 +123,7 @@ def train_recipe(name: str, **options) -> Trained:
     if foreign:
         raise SpikedeployError(f"model {name!r} does not take option(s) "
                                f"{', '.join(k.replace('_path', '').replace('_', '-') for k in foreign)}")
+    check_training(name, given)
     if "seed" not in recipe.options:
         given.pop("seed", None)
     return recipe.run(**given)

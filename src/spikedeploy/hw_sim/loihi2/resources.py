@@ -103,6 +103,7 @@ import numpy as np
 from scipy import sparse
 
 from ...errors import SpikedeployError
+from ...settings_files import parse_toml, read_settings_text
 from ...ir.ops import DelayOp, InputOp, NeuronOp, OutputOp, Program, ReshapeOp
 
 CHIPS_DIR = Path(__file__).parent / "chips"
@@ -166,14 +167,9 @@ def load_chip(name_or_path) -> ChipProfile:
     if isinstance(name_or_path, ChipProfile):
         return name_or_path
     path = _chip_path(name_or_path)
-    try:
-        import tomllib
-    except ModuleNotFoundError:   # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SpikedeployError(f"chip profile {path}: {str(exc).splitlines()[0]}") from None
+    data = parse_toml(read_settings_text(path, "chip profile"), f"chip profile {path}")
+    if not isinstance(data, dict):
+        raise SpikedeployError(f"chip profile {path}: expected a TOML table")
     limits, fmt = data.get("limits", {}), data.get("synapse_format", {})
     sources = data.get("sources", {})
     for table, value in (("limits", limits), ("synapse_format", fmt), ("sources", sources)):
