@@ -20,6 +20,8 @@ STRICT_NIR = "spikedeploy.strict_nir"          # 1: initial voltages as plain NI
 ARCHITECTURE = "spikedeploy.architecture"      # the checkpoint's architecture
 SNNTORCH_ACCURACY = "spikedeploy.snntorch_accuracy"   # float64 snnTorch test accuracy
 EXPORTER = "spikedeploy.exporter"              # "spikedeploy <version>, snntorch <version>"
+CONVENTION = "spikedeploy.convention"          # the convention a foreign graph was read under
+CONVENTION_REASON = "spikedeploy.convention_reason"   # why it was chosen (auto or given)
 
 # --- neuron-node keys ----------------------------------------------------------
 RESET_MODE = "spikedeploy.reset_mode"          # one of RESET_MODES
@@ -27,6 +29,10 @@ RESET_DELAY = "spikedeploy.reset_delay"        # 0 | 1: a voltage still above th
                                                # in the next step (snnTorch's reset_delay)
 RESET_IN_STEP = "spikedeploy.reset_in_step"    # 1 | 0: a spike resets in its own step (NIR)
 SPIKE_VALUE = "spikedeploy.spike_value"        # value of an emitted spike per neuron (graded)
+FIRE_AT_THRESHOLD = "spikedeploy.fire_at_threshold"   # 0 | 1: fire on v >= v_th (sinabs,
+                                               # Rockpool) instead of v > v_th (NIR, snnTorch)
+SPIKES_PER_STEP = "spikedeploy.spikes_per_step"   # one of SPIKE_COUNTS: "multi" emits
+                                               # floor(v / v_th) spikes in one step
 V_INIT = "spikedeploy.v_init"                  # initial membrane voltage per neuron
 TSM_GAIN = "spikedeploy.tsm_gain"              # TSM input gain p[t], shape (T,)
 
@@ -36,6 +42,10 @@ DEFAULT_READOUT = "spike_count"
 ENCODINGS = ("rate", "direct")
 DEFAULT_ENCODING = "rate"
 RESET_MODES = ("zero", "subtract", "none")
+SPIKE_COUNTS = ("one", "multi")
+# --convention choices (rules in spikedeploy.ir.conventions)
+CONVENTION_CHOICES = ("auto", "nir", "snntorch", "sinabs", "sinabs-single", "norse", "rockpool",
+                      "lava-dl")
 DEFAULT_RESET_MODE = "zero"
 DEFAULT_DT = 1e-4          # seconds per step; snnTorch's exporter and the NIR paper use it
 DEFAULT_NUM_STEPS = 25     # the reference MLP's T

@@ -65,6 +65,8 @@ def test_wrong_input_shape_leaves_no_output(capsys, tmp_path, nir_file):
 def test_graph_without_dt_asks_for_it(capsys, tmp_path, rng):
     g = mlp_graph(rng, sizes=(64, 8, 10))
     g.metadata = {}
+    for name in ("lif1", "lif2"):       # r = tau/dt at no round dt: no producer recognised
+        g.nodes[name].r = g.nodes[name].tau / 3.7e-4
     path = tmp_path / "nodt.nir"
     nir.write(path, g)
     _fails_cleanly(capsys, ["simulate", str(path), "--backend", "reference"], "--dt")

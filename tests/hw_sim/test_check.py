@@ -35,10 +35,12 @@ def test_valid_graph_lists_every_node(rng, tmp_path):
 def test_dt_from_argument_and_missing(rng):
     g = mlp_graph(rng)
     g.metadata = {}
-    missing = check_graph(g)
+    missing = check_graph(g, convention="nir")       # NIR's equations need the file's dt
     assert not missing.ok and any(p.field == "dt" for p in missing.problems)
-    given = check_graph(g, dt=1e-3)
+    given = check_graph(g, dt=1e-3, convention="nir")
     assert given.ok and given.dt == 1e-3 and given.dt_source == "argument"
+    auto = check_graph(g)       # r = tau/1e-4: snnTorch's exporter, whose dt fills the gap
+    assert auto.ok and auto.dt == 1e-4 and auto.dt_source == "convention snntorch"
 
 
 def test_all_semantic_problems_reported_at_once(rng):

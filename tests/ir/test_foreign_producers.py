@@ -54,6 +54,7 @@ from rockpool.nn.combinators import Sequential as RockpoolSequential
 from spikedeploy.hw_sim.check import check_graph
 from spikedeploy.hw_sim.lava_runner import simulate_lava
 from spikedeploy.hw_sim.reference import simulate
+from spikedeploy.ir.conventions import apply_convention
 from spikedeploy.ir.load import read_nir
 from spikedeploy.ir.lowering import lower
 from spikedeploy.metadata import RESET_MODE
@@ -138,7 +139,7 @@ def test_sinabs_iaf_is_nir_if_at_dt_1(tmp_path):
         assert _same(ours[layer], theirs[layer]), layer
     # at snnTorch's dt the same file integrates 1e-4 of each input: almost silent
     assert not _same(_ours(graph, x.transpose(1, 0, 2), dt=1e-4)["1"], theirs["1"])
-    report = check_graph(path)
+    report = check_graph(path, convention="nir")      # NIR's equations: check says what differs
     assert report.producer == "sinabs"
     assert any(n.node == "1" and "--dt 1" in n.reason for n in report.notes)
     assert any(n.node == "input" and "(40, 10)" in n.reason for n in report.notes)
@@ -242,7 +243,7 @@ def test_sinabs_lif_agrees_at_dt_tau_times_one_minus_exp(tmp_path):
     assert _same(_ours(g_normed, x.transpose(1, 0, 2), dt=dt)["1"], theirs)
     assert not _same(_ours(g_normed, x.transpose(1, 0, 2), dt=1.0)["1"], theirs)
     assert not _same(_ours(g_plain, x.transpose(1, 0, 2), dt=dt)["1"], _sinabs_run(plain, x)["1"])
-    notes = [n for n in check_graph(path).notes if n.node == "1"]
+    notes = [n for n in check_graph(path, convention="nir").notes if n.node == "1"]
     assert notes and f"--dt {dt:.10g}" in notes[0].reason and "norm_input=False" in notes[0].reason
 
 
@@ -308,7 +309,7 @@ def test_norse_lifbox_tau_is_written_times_dt_and_agrees_at_dt_squared(tmp_path)
     ours = _ours(graph, x, dt=dt_norse ** 2, lava=True)
     assert _same(ours["1"], theirs["1"]) and _same(ours["3"], theirs["3"])
     assert not _same(_ours(graph, x, dt=dt_norse)["1"], theirs["1"])
-    report = check_graph(path, dt=dt_norse)
+    report = check_graph(path, dt=dt_norse, convention="nir")
     assert report.producer == "norse"
     assert any(n.node == "1" and "dt_norse**2" in n.reason for n in report.notes)
 
@@ -323,7 +324,8 @@ def test_norse_iaf_agrees_at_dt_1(tmp_path):
     assert theirs["1"].sum() > 100 and theirs["3"].sum() > 20
     ours = _ours(graph, x, dt=1.0)
     assert _same(ours["1"], theirs["1"]) and _same(ours["3"], theirs["3"])
-    assert any("--dt 1" in n.reason for n in check_graph(path).notes if n.node == "1")
+    assert any("--dt 1" in n.reason for n in check_graph(path, convention="nir").notes
+               if n.node == "1")
 
 
 def test_norse_lifcell_cubalif_lacks_w_in_no_dt_agrees(tmp_path):
@@ -345,7 +347,7 @@ def test_norse_lifcell_cubalif_lacks_w_in_no_dt_agrees(tmp_path):
         node.w_in = np.asarray(node.tau_syn, np.float64) / dt
     ours = _ours(graph, x, dt=dt)
     assert _same(ours["1"], theirs["1"]) and _same(ours["3"], theirs["3"])
-    report = check_graph(path, dt=dt)
+    report = check_graph(path, dt=dt, convention="nir")
     assert report.producer == "norse"
     assert any(n.node == "1" and n.field == "w_in" and "dt/tau_syn = 0.2" in n.reason
                for n in report.notes)
@@ -424,7 +426,7 @@ def test_rockpool_exp_decay_gain_bias_subtract_and_multispike(tmp_path):
     # Rockpool emits floor(v/threshold) spikes per step; no NIR neuron can
     loud = _rockpool_net(np.random.default_rng(6), dt, gain=0.5)
     assert _rockpool_run(loud, x)["1_LIFTorch"].max() >= 2
-    report = check_graph(path, dt=dt)
+    report = check_graph(path, dt=dt, convention="nir")
     assert report.ok and report.producer == "rockpool"
     reasons = {n.node: n.reason for n in report.notes}
     assert "exp(-dt/tau)" in reasons["1_LIFTorch"] and "bias" in reasons["3_LIFNeuronTorch"]
@@ -442,9 +444,150 @@ def test_check_names_snntorch_dt_convention_and_stays_quiet_on_our_exports():
                                                      init_hidden=True, reset_mechanism="zero",
                                                      reset_delay=False))
     theirs = export_to_nir(model, torch.zeros(1, 4), ignore_dims=[0])
-    report = check_graph(theirs, dt=1e-3)
+    report = check_graph(theirs, dt=1e-3, convention="nir")
     assert report.producer == "snntorch"
     assert any(n.node == "1" and "--dt 0.0001" in n.reason for n in report.notes)
     assert not [n for n in check_graph(theirs, dt=1e-4).notes if n.node == "1"]
     ours = check_graph(export_model(model, (4,)))
     assert ours.producer == "spikedeploy" and ours.notes == []
+
+
+# --- --convention auto: each library's own export runs as that library runs it -------------
+
+def _under(graph, x_tnf, convention="auto", lava=False, dt=None):
+    """Reference spikes per node under a convention (Lava float must equal them)."""
+    converted, choice = apply_convention(graph, convention, dt)
+    program = lower(converted)
+    ref = simulate(program, x_tnf)
+    if lava:
+        run = simulate_lava(converted, x_tnf, "float", program=program)
+        for name, rec in ref.records.items():
+            if name in run.records:
+                np.testing.assert_array_equal(run.records[name], rec, err_msg=f"Lava: {name}")
+    return ref.records, choice
+
+
+@pytest.mark.lava
+def test_auto_runs_sinabs_defaults_multispike_subtract_ge(tmp_path):
+    """sinabs' default IAF and LIF (MultiSpike, MembraneSubtract, v >= threshold, tau in steps,
+    norm_input) from sinabs.to_nir: auto matches spike for spike, counts included."""
+    rng = np.random.default_rng(11)
+    x = _binary_input(rng, 10, p=0.5, batch_first=True)
+    for kind, neuron in {"iaf": lambda: sl.IAF(spike_threshold=torch.tensor(1.0)),
+                         "lif": lambda: sl.LIF(tau_mem=torch.full((16,), 4.0),
+                                               spike_threshold=torch.ones(16))}.items():
+        model = _sinabs_mlp(rng, neuron, std=1.5)
+        if kind == "lif":
+            model[3] = sl.LIF(tau_mem=torch.full((4,), 4.0), spike_threshold=torch.ones(4))
+        graph, path = _roundtrip(sinabs.to_nir(model, torch.from_numpy(x[:1])), tmp_path, kind)
+        theirs = _sinabs_run(model, x)
+        assert theirs["1"].max() >= 2, kind                   # several spikes in one step
+        ours, choice = _under(graph, x.transpose(1, 0, 2), lava=(kind == "iaf"))
+        assert choice.name == "sinabs", choice
+        for layer in ("1", "3"):
+            assert _same(ours[layer], theirs[layer]), (kind, layer)
+        nir_reading = _under(graph, x.transpose(1, 0, 2), "nir", dt=1.0)[0]     # v > th, reset 0
+        assert not _same(nir_reading["1"], theirs["1"])
+
+
+def test_sinabs_single_spike_is_named_by_check_and_matched_by_its_convention(tmp_path):
+    rng = np.random.default_rng(12)
+    x = _binary_input(rng, 10, p=0.5, batch_first=True)
+    model = _sinabs_mlp(rng, lambda: sl.IAF(spike_threshold=torch.tensor(1.0),
+                                            spike_fn=SingleSpike), std=1.5)
+    graph, path = _roundtrip(sinabs.to_nir(model, torch.from_numpy(x[:1])), tmp_path, "single")
+    theirs = _sinabs_run(model, x)
+    auto, _ = _under(graph, x.transpose(1, 0, 2))
+    assert not _same(auto["1"], theirs["1"])       # the file cannot say SingleSpike ...
+    notes = check_graph(path).notes                 # ... and check names that assumption
+    assert any(n.field == "assumed" and "MultiSpike" in n.reason and "sinabs-single" in n.reason
+               for n in notes)
+    single, _ = _under(graph, x.transpose(1, 0, 2), "sinabs-single")
+    assert all(_same(single[k], theirs[k]) for k in ("1", "3"))
+
+
+@pytest.mark.lava
+def test_auto_runs_norse_lifbox_lif_and_iaf_cells(tmp_path):
+    rng = np.random.default_rng(13)
+    x = _binary_input(rng, 10)
+    cells = {
+        "lifbox": (lambda n: norse.LIFBoxCell(norse.LIFBoxParameters(
+            tau_mem_inv=_full(n, 100.0), v_leak=_full(n, 0.0), v_th=_full(n, 1.0),
+            v_reset=_full(n, 0.0))), 30.0),
+        "lif": (lambda n: norse.LIFCell(norse.LIFParameters(
+            tau_syn_inv=_full(n, 200.0), tau_mem_inv=_full(n, 100.0), v_leak=_full(n, 0.0),
+            v_th=_full(n, 1.0), v_reset=_full(n, 0.0))), 10.0),
+        "iaf": (lambda n: norse.IAFCell(norse.IAFParameters(v_th=_full(n, 1.0),
+                                                           v_reset=_full(n, 0.0))), 2.0),
+    }
+    for kind, (cell, gain) in cells.items():
+        layers = _norse_net(cell, gain=gain)
+        graph, _ = _norse_roundtrip(layers, tmp_path, f"norse_{kind}")
+        theirs = _norse_run(layers, x)
+        assert theirs["1"].sum() > 100 and theirs["3"].sum() > 10, kind
+        ours, choice = _under(graph, x, lava=(kind == "lif"))
+        assert choice.name == "norse", (kind, choice)
+        for layer in ("1", "3"):
+            assert _same(ours[layer], theirs[layer]), (kind, layer)
+
+
+@pytest.mark.lava
+def test_auto_runs_rockpool_lif_and_lifneuron(tmp_path):
+    """Rockpool (exp decays, unit gain, v >= threshold, floor(v/threshold) spikes, subtract):
+    auto matches; the neuron bias, which Rockpool does not export, is named by check."""
+    rng = np.random.default_rng(14)
+    dt = 1e-3
+    modules = _rockpool_net(rng, dt, gain=0.5, gain2=1.0)
+    for m in (modules[1], modules[3]):
+        with torch.no_grad():
+            m.bias.zero_()
+    graph, path = _roundtrip(rockpool_to_nir(RockpoolSequential(*modules)), tmp_path, "rp")
+    x = _binary_input(rng, 10, batch_first=True)
+    theirs = _rockpool_run(modules, x)
+    assert theirs["1_LIFTorch"].max() >= 2                  # several spikes in one step
+    ours, choice = _under(graph, x.transpose(1, 0, 2), lava=True)
+    assert choice.name == "rockpool"
+    for name in ("1_LIFTorch", "3_LIFNeuronTorch"):
+        assert _same(ours[name], theirs[name]), name
+    assert any(n.field == "assumed" and "bias" in n.reason for n in check_graph(path).notes)
+
+
+def test_auto_runs_snntorch_default_leaky_and_synaptic():
+    """snnTorch's exporter drops Leaky/Synaptic's default reset (subtract, one step late):
+    auto assumes those defaults and matches; NIR's own reading does not."""
+    import snntorch as snn
+    from snntorch import utils as snn_utils
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(0)
+    rng = np.random.default_rng(15)
+    x = _binary_input(rng, 10)
+
+    def leaky(n):
+        return snn.Leaky(beta=torch.full((n,), 0.8), threshold=torch.ones(n), init_hidden=True)
+
+    def synaptic(n):
+        return snn.Synaptic(alpha=torch.full((n,), 0.6), beta=torch.full((n,), 0.8),
+                            threshold=torch.ones(n), init_hidden=True)
+
+    for neuron in (leaky, synaptic):
+        lin1, lin2 = nn.Linear(10, 16), nn.Linear(16, 4)
+        with torch.no_grad():
+            lin1.weight.mul_(3)
+            lin2.weight.mul_(3)
+        model = nn.Sequential(lin1, neuron(16), lin2, neuron(4))
+        graph = export_to_nir(model, torch.zeros(1, 10), ignore_dims=[0])
+        snn_utils.reset(model)
+        theirs = {"1": [], "3": []}
+        with torch.no_grad():
+            for t in range(T):
+                out = torch.from_numpy(x[t])
+                for i, module in enumerate(model):
+                    out = module(out)
+                    if str(i) in theirs:
+                        theirs[str(i)].append(out.numpy().copy())
+        ours, choice = _under(graph, x)
+        assert choice.name == "snntorch"
+        for layer in ("1", "3"):
+            assert _same(ours[layer], np.array(theirs[layer])), (neuron.__name__, layer)
+        nir_reading = simulate(lower(apply_convention(graph, "nir", dt=1e-4)[0]), x)
+        assert not _same(nir_reading.records["1"], np.array(theirs["1"]))

@@ -54,5 +54,5 @@ def test_check_accepts_nir_0x_file_with_dt(tmp_path, rng, capsys):
     path = tmp_path / "old.nir"
     write_nir_0x(path, rng)
     assert main(["check", str(path), "--dt", "1e-4"]) == 0
-    assert main(["check", str(path)]) == 1            # no dt in the file: asks for --dt
+    assert main(["check", str(path), "--convention", "nir"]) == 1   # no dt: asks for --dt
     assert "dt" in capsys.readouterr().out

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import SpikedeployError, first_line
-from ..metadata import ENCODINGS, READOUTS
+from ..metadata import CONVENTION_CHOICES, ENCODINGS, READOUTS
 
 
 # spikedeploy.models.recipes.RECIPES by name (kept here so that parsing imports no torch;
@@ -38,7 +38,12 @@ TRAIN_MODELS = {
 def _add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", help="NIR file (.nir)")
     p.add_argument("--dt", type=float, default=None,
-                   help="time step in seconds, if the graph records none (snnTorch: 1e-4)")
+                   help="time step in seconds; replaces the graph's or its convention's")
+    p.add_argument("--convention", default="auto", choices=CONVENTION_CHOICES,
+                   help="how to fill in what a NIR file does not say (time step, input gain, "
+                        "threshold comparison, reset, spikes per step): auto (default: the "
+                        "file's own metadata, else the recognised producer's simulator, else "
+                        "NIR's equations) or a tool's name")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="refuse work that would need more memory than this, e.g. 4G (default: "
                         "half the machine's memory, or $SPIKEDEPLOY_MAX_MEMORY)")

@@ -37,12 +37,13 @@ def _run_target(args) -> tuple[str, str]:
     return backend, ("fixed" if backend in LOIHI2_BACKENDS else precision)
 
 
-def _validated(graph, args) -> None:
+def _validated(graph, args):
     """The one validation gate: what ``check`` reports as blocking for the backend and
-    precision this command runs refuses the command, with the same message."""
+    precision this command runs refuses the command, with the same message. ``graph`` is
+    already read under its convention."""
     from ..hw_sim.check import check_graph
     backend, precision = _run_target(args)
-    report = check_graph(graph, dt=args.dt, backend=backend, precision=precision,
+    report = check_graph(graph, backend=backend, precision=precision,
                          input_scale=graph_input_scale(graph.metadata))
     blocking = report.blocking()
     if blocking:
@@ -50,12 +51,33 @@ def _validated(graph, args) -> None:
         more = f" (and {len(blocking) - 1} more: spikedeploy check)" if len(blocking) > 1 else ""
         raise SpikedeployError(f"{args.graph}: node '{first.node}', field '{first.field}': "
                                f"{first.reason}{more}")
+    return report
+
+
+def _warn(text: str) -> None:
+    print(f"spikedeploy: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _read_under_convention(args):
+    """The graph read and rewritten under --convention (and --dt), its notes as warnings:
+    no foreign file runs silently on assumptions its producer did not make."""
+    from ..hw_sim.check import check_graph
+    from ..ir.conventions import apply_convention
+    original = read_nir(args.graph)
+    graph, choice = apply_convention(original, getattr(args, "convention", "auto"), args.dt)
+    notes = []
+    if choice.name != "spikedeploy":
+        notes = check_graph(original, dt=args.dt, backend="reference",
+                            convention=getattr(args, "convention", "auto")).notes
+    return graph, notes
 
 
 def _load(args):
-    graph = read_nir(args.graph)
+    graph, notes = _read_under_convention(args)
     _validated(graph, args)
-    program = lower(graph, dt=args.dt)
+    for note in notes:         # after validation: a refused graph gets its one error line only
+        _warn(str(note))
+    program = lower(graph)
     gamma = getattr(args, "threshold_scale", 1.0)
     if gamma != 1.0:
         program = scale_thresholds(program, gamma)
@@ -245,7 +267,8 @@ def cmd_check(args) -> int:
     except SpikedeployError:
         graph, scale = args.graph, 1.0     # check_graph reports the unreadable file itself
     report = check_graph(graph, dt=args.dt, precision=args.precision,
-                         backend=args.target or "lava", input_scale=scale, source=args.graph)
+                         backend=args.target or "lava", input_scale=scale, source=args.graph,
+                         convention=args.convention)
     _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
     return 0 if report.ok else 1
 

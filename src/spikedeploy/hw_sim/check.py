@@ -29,7 +29,8 @@ from ..ir.load import graph_dt, read_nir
 from ..ir.lowering import lower_ops
 from ..ir.ops import Program
 from ..ir.passes import fold_biases
-from ..ir.producers import Note, producer_notes
+from ..ir.conventions import Choice, apply_convention, convention_notes
+from ..ir.producers import Note
 from ..metadata import (DEFAULT_DT, DT, NUM_STEPS, TSM_GAIN, metadata_value,
                         run_metadata_problems)
 from .lava_builders import lava_problem
@@ -76,6 +77,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     lava_latency: int | None = None  # total steps Lava's pipeline adds (aligned away)
     producer: str = ""               # likely tool that wrote the graph ("" if unknown)
+    convention: Choice | None = None   # how the file's unsaid semantics were filled in
     notes: list[Note] = field(default_factory=list)   # what the producer meant that NIR does not say
     target_notes: list[str] = field(default_factory=list)   # what the Loihi 2 passes changed
     target_latency: int | None = None   # steps the Loihi 2 target's pipeline adds
@@ -104,6 +106,7 @@ class CheckReport:
                 "dt": self.dt, "dt_source": self.dt_source, "ok": self.ok,
                 "lava_latency": self.lava_latency, "loihi2_latency": self.target_latency,
                 "producer": self.producer,
+                "convention": self.convention.to_dict() if self.convention else None,
                 "nodes": [asdict(n) for n in self.nodes],
                 "problems": [asdict(p) for p in self.problems],
                 "notes": [asdict(n) for n in self.notes], "target_notes": self.target_notes}
@@ -117,6 +120,8 @@ class CheckReport:
     def to_text(self) -> str:
         lines = [f"{self.source}: {'OK' if self.ok else 'FAILS'} for {self.target}"
                  + (f" (dt = {self.dt:g} s from {self.dt_source})" if self.dt else " (no dt)")]
+        if self.convention is not None:
+            lines.append(f"convention: {self.convention.name} ({self.convention.reason})")
         if self.target in LOIHI2_TARGETS:
             if self.target_latency is not None:
                 lines.append(f"Loihi 2 pipeline latency L: {self.target_latency} steps (samples "
@@ -137,8 +142,8 @@ class CheckReport:
             lines += [f"  {p}" for p in self.problems]
         if self.notes:
             who = f" (looks written by {self.producer})" if self.producer else ""
-            lines.append(f"{len(self.notes)} note(s){who}: the file does not say what its "
-                         "producer simulated:")
+            lines.append(f"{len(self.notes)} note(s){who}: what the file does not say, "
+                         "and what was assumed:")
             lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -149,9 +154,10 @@ def _shape(s) -> str:
 
 def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
                 precision: str = "float", input_scale: float = 1.0,
-                source: str | None = None) -> CheckReport:
+                source: str | None = None, convention: str = "auto") -> CheckReport:
     """Check a NIR file or graph for ``backend`` ('lava'|'reference', or the Loihi 2 target
-    'loihi2'|'netx', always fixed point) and precision."""
+    'loihi2'|'netx', always fixed point) and precision, read under ``convention``
+    (:mod:`spikedeploy.ir.conventions`)."""
     if source is None:         # a graph already read may name its file
         source = str(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else "<graph>"
     if backend in LOIHI2_TARGETS:
@@ -169,12 +175,19 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
         except SpikedeployError as exc:
             report.problems.append(Problem("<file>", "file", str(exc)))
             return report
+    original = graph
+    try:
+        graph, report.convention = apply_convention(graph, convention, dt)
+    except SpikedeployError as exc:
+        report.problems.append(Problem("<request>", "convention", str(exc)))
+        return report
     # dt
     try:
-        report.dt = graph_dt(graph.metadata or {}, dt)
-        report.dt_source = "argument" if dt is not None else "metadata"
-        if dt is not None and metadata_value(graph.metadata or {}, DT) is not None:
-            report.dt_source = "argument (overrides metadata)"
+        report.dt = graph_dt(graph.metadata or {})
+        said = metadata_value(original.metadata or {}, DT) is not None
+        report.dt_source = ("argument (overrides metadata)" if dt is not None and said else
+                            "argument" if dt is not None else "metadata" if said else
+                            f"convention {report.convention.name}")
     except SpikedeployError as exc:
         report.problems.append(Problem("<graph>", "dt", str(exc)))
     for key, reason in run_metadata_problems(graph.metadata):
@@ -188,8 +201,7 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
         report.problems.append(Problem("<graph>", "inputs", f"{len(flat.inputs)} Input nodes "
                                        f"({', '.join(flat.inputs)}): the command line feeds one "
                                        "input array; run it from Python with a dict by input name"))
-    report.producer, notes = producer_notes(flat.nodes, flat.metadata, report.dt)
-    report.notes += notes
+    report.producer, report.notes = convention_notes(original, report.convention, dt)
     # an invalid parameter (NaN, zero tau) is reported as a problem; numpy's warnings about
     # computing with it would only repeat that, so they are silenced here
     with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -88,7 +88,7 @@ class LavaBuild:
                 return False
             op = self.program.ops[op.inputs[0]]
         if isinstance(op, NeuronOp):
-            return op.params.spiking and not op.params.graded
+            return op.params.spiking and not op.params.graded and not op.params.multi_spike
         if op.name in self.program.inputs:
             scale = self.fixed.scales[op.name] if self.precision == "fixed" else 1.0
             return binary_input(self.data[op.name], scale)

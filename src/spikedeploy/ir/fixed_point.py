@@ -91,7 +91,14 @@ def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0):
         return u, v, v
     if pending:
         v = np.where(r, v - vth, v) if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
-    z = v > vth
+    z = v >= vth if p.fire_at_threshold else v > vth
+    if p.multi_spike:            # floor(v / v_th) spikes, an integer payload
+        n = np.where(z, v // np.maximum(vth, 1), 0)
+        if p.reset_mode == "subtract":
+            v = v - n * vth
+        elif p.reset_mode == "zero":
+            v = np.where(z, p.v_reset, v)
+        return u, v, (n * p.spike_value if p.graded else n)
     if p.reset_in_step and p.reset_mode != "none":
         fire = z & ~r if pending else z
         if p.reset_mode == "zero":

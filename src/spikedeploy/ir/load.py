@@ -163,7 +163,7 @@ def graph_dt(metadata: dict, dt: float | None = None) -> float:
     if dt is None:
         raise SpikedeployError(
             "the graph records no time step: pass --dt (snnTorch and the NIR paper "
-            f"use {DEFAULT_DT})")
+            f"use {DEFAULT_DT}) or --convention with the tool that wrote it")
     if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)):
         raise SpikedeployError(f"time step dt must be a positive number of seconds, got {dt!r}")
     dt = float(dt)

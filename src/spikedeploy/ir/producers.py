@@ -136,7 +136,7 @@ def _uniform(values, rtol=1e-5) -> float | None:
     return None
 
 
-def _snntorch_dt(tau, r) -> float | None:
+def snntorch_dt(tau, r) -> float | None:
     """The dt with r == tau/dt for every neuron (snnTorch's and spikedeploy's convention), if round."""
     tau, r = np.broadcast_arrays(_arr(tau), _arr(r))
     if not tau.size or np.any(r <= 0) or np.allclose(r, 1.0, rtol=1e-6, atol=0):
@@ -145,7 +145,7 @@ def _snntorch_dt(tau, r) -> float | None:
     return dt if dt is not None and _is_round(dt) else None
 
 
-def _rockpool_dt(tau, r) -> float | None:
+def rockpool_dt(tau, r) -> float | None:
     """The dt with r == tau*exp(-dt/tau)/dt for every neuron, if one exists (Rockpool's r)."""
     tau, r = _arr(tau).reshape(-1), _arr(r).reshape(-1)
     tau, r = np.broadcast_arrays(tau, r)
@@ -173,9 +173,9 @@ def identify_producer(nodes: dict, metadata: dict) -> str:
         return "rockpool"
     neurons = [v for v in nodes.values() if isinstance(v, (nir.LIF, nir.LI, nir.CubaLIF))]
     taus = [(v.tau_mem if isinstance(v, nir.CubaLIF) else v.tau, v.r) for v in neurons]
-    if taus and all(_snntorch_dt(tau, r) is not None for tau, r in taus):
+    if taus and all(snntorch_dt(tau, r) is not None for tau, r in taus):
         return "snntorch"
-    if any(_rockpool_dt(tau, r) is not None for tau, r in taus):
+    if any(rockpool_dt(tau, r) is not None for tau, r in taus):
         return "rockpool"
     unit_r = [v for v in nodes.values() if isinstance(v, (nir.IF, nir.LIF, nir.LI, nir.CubaLIF))
               and _all(v.r, 1.0)]
@@ -234,7 +234,7 @@ def _node_notes(name, node, dt, producer) -> list[Note]:
                           "with --dt 1", producer))
     if isinstance(node, (nir.LIF, nir.LI)):
         tau, r = _arr(node.tau), _arr(node.r)
-        snn_dt, rock_dt = _snntorch_dt(tau, r), _rockpool_dt(tau, r)
+        snn_dt, rock_dt = snntorch_dt(tau, r), rockpool_dt(tau, r)
         if snn_dt is not None and dt is not None and not np.isclose(dt, snn_dt, rtol=1e-5):
             notes.append(Note(name, "r", _snntorch_reason(snn_dt, dt), "snntorch"))
         elif snn_dt is None and rock_dt is not None:
@@ -256,7 +256,7 @@ def _node_notes(name, node, dt, producer) -> list[Note]:
                               "norm_input=False (gain 1) writes the same file, and tau_syn "
                               "is not exported", "sinabs"))
     if isinstance(node, nir.CubaLIF):
-        snn_dt, rock_dt = _snntorch_dt(node.tau_mem, node.r), _rockpool_dt(node.tau_mem, node.r)
+        snn_dt, rock_dt = snntorch_dt(node.tau_mem, node.r), rockpool_dt(node.tau_mem, node.r)
         if snn_dt is not None and dt is not None and not np.isclose(dt, snn_dt, rtol=1e-5):
             notes.append(Note(name, "r", _snntorch_reason(snn_dt, dt), "snntorch"))
         elif snn_dt is None and rock_dt is not None:

@@ -12,7 +12,9 @@ is::
     delayed reset (reset_delay = 1), where r[t]:
         v[t] = v[t] - v_th                       (reset "subtract")
         v[t] = v_reset                           (reset "zero")
-    z[t] = v[t] > v_th                           # spiking nodes only
+    z[t] = v[t] > v_th                           # spiking nodes only (v >= v_th with
+                                                 # fire_at_threshold = 1)
+    spikes_per_step "multi": z[t] = floor(v[t] / v_th) where it fires, else 0
     reset in the spike's step (reset_in_step = 1), by d[t] = z[t] - r[t] (r = 0 without delay):
         v[t] = v[t] - d[t] * v_th                (reset "subtract")
         v[t] = v_reset where d[t] > 0            (reset "zero", NIR's v_reset)
@@ -24,7 +26,11 @@ Reset "none" never resets. NIR's LIF is reset "zero" in the spike's step
 applies it in that step's update; with ``reset_delay=True`` that is all
 (reset_delay 1, reset_in_step 0: a spike's reset lands one step late), with
 ``reset_delay=False`` it adds ``do_reset = spk - reset`` in the spike's step
-(both 1). p[t] is the temporal-wise gain of time step t (TSM; 1 unless the
+(both 1). sinabs and Rockpool fire on v >= v_th and emit floor(v / v_th)
+spikes per step (an integer payload, as Loihi 2's graded spikes carry); the
+two population fields ``fire_at_threshold`` and ``spikes_per_step`` say so
+(several spikes per step need the reset in the spike's step, undelayed).
+p[t] is the temporal-wise gain of time step t (TSM; 1 unless the
 node's metadata ``spikedeploy.tsm_gain`` gives one value per step), c is the
 bias of the Affine node(s) feeding the neuron (a bias is an input current:
 under CubaLIF it is filtered by the synapse like any input), with u[0] = 0
@@ -66,8 +72,9 @@ import nir
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..metadata import (DEFAULT_RESET_MODE, RESET_DELAY, RESET_IN_STEP, RESET_MODE, RESET_MODES,
-                        SPIKE_VALUE, TSM_GAIN, V_INIT, metadata_value)
+from ..metadata import (DEFAULT_RESET_MODE, FIRE_AT_THRESHOLD, RESET_DELAY, RESET_IN_STEP,
+                        RESET_MODE, RESET_MODES, SPIKE_COUNTS, SPIKE_VALUE, SPIKES_PER_STEP,
+                        TSM_GAIN, V_INIT, metadata_value)
 
 
 def _per_neuron(unit: str, bits: int, doc: str, **default):
@@ -109,6 +116,9 @@ class NeuronParams:
     reset_delay: int = _population((0, 1), "1: a voltage above threshold at the end of a step "
                                    "is reset in the next step's update", 0)
     reset_in_step: int = _population((0, 1), "1: a spike resets in its own step", 1)
+    fire_at_threshold: int = _population((0, 1), "1: fire on v >= v_th, 0: on v > v_th", 0)
+    spikes_per_step: str = _population(SPIKE_COUNTS, "one, or multi: floor(v / v_th) spikes",
+                                       "one")
     step_gain: np.ndarray | None = None    # p[t] (TSM), one value per time step (fixed: x 4096)
 
     @property
@@ -123,6 +133,10 @@ class NeuronParams:
     def graded(self) -> bool:
         """Whether a spike carries a value other than 1."""
         return self.spiking and bool(np.any(np.asarray(self.spike_value) != 1))
+
+    @property
+    def multi_spike(self) -> bool:
+        return self.spiking and self.spikes_per_step == "multi"
 
     @classmethod
     def per_neuron_fields(cls) -> list:
@@ -202,6 +216,11 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
     reset_mode = _choice(name, meta, RESET_MODE, RESET_MODES, DEFAULT_RESET_MODE)
     reset_delay = _choice(name, meta, RESET_DELAY, (0, 1), 0, int)
     reset_in_step = _choice(name, meta, RESET_IN_STEP, (0, 1), 1, int)
+    fire_at_threshold = _choice(name, meta, FIRE_AT_THRESHOLD, (0, 1), 0, int)
+    spikes_per_step = _choice(name, meta, SPIKES_PER_STEP, SPIKE_COUNTS, "one")
+    if spikes_per_step == "multi" and (reset_delay or not reset_in_step):
+        raise UnsupportedError(name, SPIKES_PER_STEP, "several spikes per step need the reset in "
+                               "the spike's own step (reset_delay 0, reset_in_step 1)")
     spike_value = _per_neuron_meta(name, meta, SPIKE_VALUE, 1.0, shape)
     if not np.all(np.isfinite(spike_value)):
         raise UnsupportedError(name, SPIKE_VALUE, "spike values must be finite")
@@ -217,6 +236,7 @@ def _finish(name, node, shape, du, dv, gain, bias, v_th, v_reset) -> NeuronParam
         v_th=None if v_th is None else _arr(v_th, shape),
         v_reset=_arr(v_reset, shape), v_init=v_init, spike_value=spike_value,
         reset_mode=reset_mode, reset_delay=reset_delay, reset_in_step=reset_in_step,
+        fire_at_threshold=fire_at_threshold, spikes_per_step=spikes_per_step,
         step_gain=step_gain)
 
 
@@ -335,7 +355,14 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
         return u, v, v
     if pending:      # snnTorch: mem - reset * threshold, or mem - reset * mem (= 0)
         v = v - r * p.v_th if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
-    z = v > p.v_th
+    z = v >= p.v_th if p.fire_at_threshold else v > p.v_th
+    if p.multi_spike:            # sinabs' MultiSpike, Rockpool: floor(v / v_th) spikes
+        n = np.where(z, np.floor(v / p.v_th), 0.0)
+        if p.reset_mode == "subtract":
+            v = v - n * p.v_th
+        elif p.reset_mode == "zero":
+            v = np.where(z, p.v_reset, v)
+        return u, v, (n * p.spike_value if p.graded else n)
     if p.reset_in_step and p.reset_mode != "none":
         if pending:  # snnTorch's do_reset = spk - reset: no second reset of the same excess
             if p.reset_mode == "subtract":

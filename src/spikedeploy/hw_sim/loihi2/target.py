@@ -43,7 +43,8 @@ from ...ir.op_table import OpTable
 from ...ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
                        ReshapeOp, ScaleOp, ThresholdOp)
 from ...ir.passes import fold_thresholds, fuse_synapse_chains
-from ...metadata import RESET_DELAY, RESET_IN_STEP, RESET_MODE, SPIKE_VALUE, TSM_GAIN, V_INIT
+from ...metadata import (FIRE_AT_THRESHOLD, RESET_DELAY, RESET_IN_STEP, RESET_MODE,
+                         SPIKE_VALUE, SPIKES_PER_STEP, TSM_GAIN, V_INIT)
 from ..timing import Schedule, schedule
 from .decay_groups import merge_group_records, split_decay_groups
 
@@ -164,6 +165,12 @@ def _neuron_rule(program: Program, op: Op) -> list:
     if p.graded:
         out.append(_problem(op, SPIKE_VALUE, "graded spike values: stock LIF sends binary "
                             "spikes"))
+    if p.multi_spike:
+        out.append(_problem(op, SPIKES_PER_STEP, "several spikes per step (floor(v / v_th), "
+                            "sinabs/Rockpool): stock LIF sends one binary spike"))
+    if p.fire_at_threshold:
+        out.append(_problem(op, FIRE_AT_THRESHOLD, "fires on v >= v_th: stock LIF fires on "
+                            "v > v_th"))
     if _nonzero(p.input_bias) and np.any(np.asarray(p.du) < 1):
         out.append(_problem(op, "bias", "an Affine bias into a current-based neuron (du < 1): "
                             "Loihi adds biases to v, while the graph filters this one through u"))
