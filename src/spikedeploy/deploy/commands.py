@@ -11,6 +11,7 @@ from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
+from ..ir.conventions import describe_convention, recorded_convention
 from ..ir.load import read_nir
 from ..ir.lowering import lower
 from ..ir.passes import scale_thresholds
@@ -219,6 +220,7 @@ def cmd_simulate(args) -> int:
                                "--precision float)")
     precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
     _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}")
+    _say(describe_convention(program.metadata))
     result = run_backend(graph, program, batch, args.backend, precision)
     for note in result.info.get("notes", []):
         _say(f"loihi2 pass: {note}")
@@ -250,6 +252,7 @@ def cmd_energy(args) -> int:
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
     _say(report.to_table())
+    _say(describe_convention(program.metadata))
     hw = report.to_dict()["hardware"]
     _say(f"hardware: {hw['cores']} cores, {hw['chips']} chip(s) on {hw['chip']}"
          f"{' (estimate)' if hw['estimate'] else ''}; resource map: {hw['resource_map']}")
@@ -431,7 +434,7 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
         if float_run is not None:
             acc["float reference"] = accuracy(float_run.output(), labels, program.readout)
     return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
-            "dt": program.dt,
+            "dt": program.dt, "convention": recorded_convention(program.metadata),
             "threshold_scale": program.threshold_scale,
             "passed": not failures, "failures": failures,
             "max_disagreement": max_disagreement, "accuracy": acc,
@@ -439,7 +442,8 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
 
 
 def format_verify(report: dict) -> str:
-    lines = [f"verify ({report['precision']}, {report['samples']} samples x {report['steps']} steps)"]
+    lines = [f"verify ({report['precision']}, {report['samples']} samples x {report['steps']} "
+             f"steps; convention {report['convention']['name']})"]
     for title, comp in report["comparisons"].items():
         lines.append(f"  {title}: {'AGREE' if comp['agrees'] else 'DIFFER'} "
                      f"(disagreement {comp['disagreement']:.2e})")
@@ -474,7 +478,8 @@ def cmd_sweep(args) -> int:
                                    f"{batch.x.shape[1]} samples")
     rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
                            precision=args.precision, profile=args.profile, targets=targets)
-    _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source})")
+    _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "
+         f"{describe_convention(program.metadata)}")
     _say(f"{'gamma':>8} {'accuracy':>9} {'mse':>10} {'spikes':>10} {'energy nJ':>10} {'SNN/ANN':>8}")
     for r in rows:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"

@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import SpikedeployError
 from ..fileio import write_text
 from ..hw_sim.result import SimResult
+from ..ir.conventions import recorded_convention
 from ..ir.ops import Program
 from .conventions import DEFINITIONS as TOOL_DEFINITIONS
 from .conventions import all_conventions
@@ -382,6 +383,7 @@ class EnergyReport:
             "backend": self.backend, "precision": self.precision,
             "num_samples": n, "num_steps": self.num_steps,
             "dt": self.counts.program.dt,
+            "convention": recorded_convention(self.counts.program.metadata),
             "threshold_scale": self.counts.program.threshold_scale,
             "variant": self.variant, "variant_label": VARIANT_LABELS[self.variant],
             "memory_term": self.memory,

@@ -301,10 +301,16 @@ def _check_declared_output(name: str, declared, in_shape, report) -> None:
     if declared is None:
         return
     try:
-        size = int(np.prod(np.asarray(declared, dtype=np.int64)))
+        dims = tuple(int(d) for d in np.atleast_1d(np.asarray(declared, dtype=np.int64)))
     except (TypeError, ValueError):
         return
-    received = int(np.prod(in_shape))
+    size, received = int(np.prod(dims)), int(np.prod(in_shape))
+    for k in range(1, len(dims)):      # nirtorch keeps the sample data's batch/time axes
+        if size != received and int(np.prod(dims[k:])) == received:
+            report.notes.append(Note(name, "output_type", f"declares shape {dims} and receives "
+                                     f"{tuple(dims[k:])}: the leading dimension(s) {dims[:k]} are "
+                                     "the batch/time axes nirtorch's exporter recorded; dropped"))
+            return
     if size != received:
         report.problems.append(Problem(name, "output_type", f"declares {size} values but "
                                        f"receives {received}"))

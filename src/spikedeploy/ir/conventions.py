@@ -333,3 +333,16 @@ def convention_notes(original: nir.NIRGraph, choice: Choice | None,
     if producer and notes:
         notes.insert(0, Note("<graph>", "convention", choice.reason, producer))
     return producer, notes
+
+
+def recorded_convention(metadata: dict | None) -> dict:
+    """The convention a graph was read under and why, as reports record it."""
+    name = metadata_value(metadata, CONVENTION)
+    if name is None:
+        return {"name": "spikedeploy", "reason": "spikedeploy's metadata says how to run it"}
+    return {"name": str(name), "reason": str(metadata_value(metadata, CONVENTION_REASON, ""))}
+
+
+def describe_convention(metadata: dict | None) -> str:
+    c = recorded_convention(metadata)
+    return f"convention {c['name']} ({c['reason']})"
