@@ -22,6 +22,7 @@ SNNTORCH_ACCURACY = "spikedeploy.snntorch_accuracy"   # float64 snnTorch test ac
 EXPORTER = "spikedeploy.exporter"              # "spikedeploy <version>, snntorch <version>"
 CONVENTION = "spikedeploy.convention"          # the convention a foreign graph was read under
 CONVENTION_REASON = "spikedeploy.convention_reason"   # why it was chosen (auto or given)
+WRITTEN_FOR = "spikedeploy.written_for"        # the tool a file's form was written for
 
 # --- neuron-node keys ----------------------------------------------------------
 RESET_MODE = "spikedeploy.reset_mode"          # one of RESET_MODES
@@ -43,9 +44,10 @@ ENCODINGS = ("rate", "direct")
 DEFAULT_ENCODING = "rate"
 RESET_MODES = ("zero", "subtract", "none")
 SPIKE_COUNTS = ("one", "multi")
+FOR_TOOLS = ("nir", "snntorch", "norse", "sinabs")   # export/convert --for (ir.tool_forms)
 # --convention choices (rules in spikedeploy.ir.conventions)
-CONVENTION_CHOICES = ("auto", "nir", "snntorch", "sinabs", "sinabs-single", "norse", "rockpool",
-                      "lava-dl")
+CONVENTION_CHOICES = ("auto", "nir", "snntorch", "sinabs", "sinabs-single", "sinabs-import",
+                      "norse", "rockpool", "lava-dl")
 DEFAULT_RESET_MODE = "zero"
 DEFAULT_DT = 1e-4          # seconds per step; snnTorch's exporter and the NIR paper use it
 DEFAULT_NUM_STEPS = 25     # the reference MLP's T

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import SpikedeployError, first_line
-from ..metadata import CONVENTION_CHOICES, ENCODINGS, READOUTS
+from ..metadata import CONVENTION_CHOICES, ENCODINGS, FOR_TOOLS as TOOLS, READOUTS
 
 
 # spikedeploy.models.recipes.RECIPES by name (kept here so that parsing imports no torch;
@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-scale", type=float, default=None,
                    help="--to netx: integer units per unit of graded input (default 16 for "
                         "direct-encoded digits, else 1: spikes)")
+    p.add_argument("--for", dest="for_tool", choices=TOOLS, default=None,
+                   help="write the form that tool's NIR importer runs with spikedeploy's spikes "
+                        "(snntorch: import_from_nir, norse: norse.torch.from_nir, sinabs: "
+                        "sinabs.from_nir, nir: NIR's own equations); what it cannot represent "
+                        "is refused")
     _add_model_args(p)
     p.add_argument("--input-shape", default=None, metavar="C,H,W",
                    help="--model: one time step's input shape without the batch, e.g. 1,28,28")
@@ -153,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NIR primitives only: snnTorch's delayed subtractive reset as LI + "
                         "Threshold + a recurrent Scale, initial voltages as plain nodes "
                         "(what has no pure-NIR form is refused)")
+
+    p = sub.add_parser("convert", help="rewrite a NIR file for another tool's importer",
+                       description="Read a NIR file (under --convention) and write the form "
+                                   "the named tool's importer runs with spikedeploy's spikes: "
+                                   "input gains folded into weights, time constants for the "
+                                   "tool's step; what the importer cannot represent is refused "
+                                   "with node, field and reason.")
+    _add_graph_args(p)
+    p.add_argument("--for", dest="for_tool", choices=TOOLS, required=True,
+                   help="the tool whose importer will read the file")
+    p.add_argument("-o", "--out", required=True, help="NIR file to write")
 
     p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
     _add_graph_args(p)
@@ -261,7 +277,7 @@ def _terminate(signum, frame):
 
 # Where each command writes: (command, option) -> a folder (True) or a file (False).
 # Checked before any work, so a bad destination never costs a run.
-DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("simulate", "save"): False,
+DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("convert", "out"): False, ("simulate", "save"): False,
                 ("energy", "out"): True, ("verify", "json"): False, ("resources", "out"): False,
                 ("sweep", "json"): False, ("demo", "out"): True}
 

@@ -11,7 +11,7 @@ from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
-from ..ir.conventions import describe_convention, recorded_convention
+from ..ir.conventions import apply_convention, describe_convention, recorded_convention
 from ..ir.load import read_nir
 from ..ir.lowering import lower
 from ..ir.passes import scale_thresholds
@@ -170,7 +170,10 @@ def cmd_export(args) -> int:
     if args.input_scale is not None:
         raise SpikedeployError("--input-scale goes with --to netx")
     from ..export.to_nir import write_nir
-    write_nir(_export_graph(args), args.out)
+    graph = _export_graph(args)
+    if args.for_tool:
+        return _write_for(graph, args.for_tool, args.out, args.checkpoint or args.model)
+    write_nir(graph, args.out)
     program = lower(read_nir(args.out))   # proves the written file reads back and lowers
     steps = program.meta(NUM_STEPS)
     _say(f"wrote {args.out}: {len(program.ops)} nodes, dt={program.dt:g} s"
@@ -179,6 +182,31 @@ def cmd_export(args) -> int:
         print("spikedeploy: note: no --weights: the model's own initial weights were exported "
               "(built with torch seed 0, as verify --model builds them)", file=sys.stderr)
     return 0
+
+
+def _write_for(graph, tool: str, out, source) -> int:
+    """Write ``graph`` in the form ``tool``'s importer runs with our spikes; prove that
+    spikedeploy reads the written file back to the same program."""
+    from ..errors import UnsupportedError
+    from ..export.to_nir import write_nir
+    from ..ir.tool_forms import write_for
+    try:
+        form = write_for(graph, tool)
+    except UnsupportedError as exc:
+        raise SpikedeployError(f"{source}: --for {tool}: {exc}") from None
+    write_nir(form.graph, out)
+    program = lower(apply_convention(read_nir(out))[0])
+    _say(f"wrote {out}: {len(program.ops)} nodes for {tool}'s importer, dt={program.dt:g} s")
+    for change in form.changes:
+        _say(f"  {change}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    graph, notes = _read_under_convention(args)
+    for note in notes:
+        _warn(str(note))
+    return _write_for(graph, args.for_tool, args.out, args.graph)
 
 
 def _export_graph(args):

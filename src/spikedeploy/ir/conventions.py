@@ -44,8 +44,9 @@ import nir
 import numpy as np
 
 from ..errors import SpikedeployError
-from ..metadata import (CONVENTION, CONVENTION_CHOICES, CONVENTION_REASON, DT, EXPORTER, FIRE_AT_THRESHOLD,
-                        RESET_DELAY, RESET_IN_STEP, RESET_MODE, SPIKES_PER_STEP, metadata_value)
+from ..metadata import (CONVENTION, CONVENTION_CHOICES, CONVENTION_REASON, DT, EXPORTER,
+                        FIRE_AT_THRESHOLD, RESET_DELAY, RESET_IN_STEP, RESET_MODE,
+                        SPIKES_PER_STEP, WRITTEN_FOR, metadata_value)
 from .producers import identify_producer, rockpool_dt, snntorch_dt
 
 NORSE_DT = 1e-3            # Norse's default time step; its exporter writes tau = dt * tau_mem
@@ -86,6 +87,10 @@ def _exp_decay(tau, dt):
 def _sinabs_lif(n, dt):
     d = _exp_decay(n.tau, dt)
     return 1.0, d, d * _a(n.r), d * _a(n.v_leak)
+
+
+def _sinabs_import_lif(n, dt):
+    return 1.0, _exp_decay(n.tau, dt), 1.0, 0.0         # norm_input=False: v = a v + x
 
 
 def _norse_lif(n, dt):
@@ -160,6 +165,11 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                lambda nodes: 1.0, {nir.LIF: _sinabs_lif, nir.LI: _sinabs_lif},
                fire_at_threshold=1, reset_mode="subtract",
                assumes="sinabs' SingleSpike with MembraneSubtract assumed"),
+    Convention("sinabs-import", "how sinabs.from_nir runs a file: tau in steps, "
+               "v = exp(-1/tau) v + x (norm_input=False), v >= threshold, MultiSpike, "
+               "MembraneSubtract", lambda nodes: 1.0,
+               {nir.LIF: _sinabs_import_lif, nir.LI: _sinabs_import_lif},
+               fire_at_threshold=1, reset_mode="subtract", spikes_per_step="multi"),
     Convention("norse", "Norse: its exporter writes tau = dt*tau_mem, so its Euler step is "
                f"reproduced at dt = {NORSE_DT:g}**2; LIFCell adds each input to the current; "
                "IAFCell v += x; fire on v > v_th, reset to v_reset",
@@ -264,6 +274,8 @@ def choose_convention(graph: nir.NIRGraph, requested: str = "auto") -> Choice:
         raise SpikedeployError(f"--convention: unknown {requested!r} (one of {', '.join(CHOICES)})")
     if requested != "auto":
         return Choice(requested, "given with --convention", CONVENTIONS[requested].assumes)
+    if metadata_value(meta, WRITTEN_FOR) == "sinabs":
+        return Choice("sinabs-import", "written by spikedeploy for sinabs.from_nir")
     if EXPORTER in meta or any(str(k).startswith("spikedeploy.") for k in meta):
         return Choice("spikedeploy", "spikedeploy's metadata says how to run it")
     producer = identify_producer(_flat_nodes(graph), meta)
