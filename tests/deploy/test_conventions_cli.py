@@ -67,3 +67,20 @@ def test_an_unknown_convention_is_a_usage_error(sinabs_file, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["simulate", str(path), "--convention", "brian2"])
     assert stop.value.code == 2
+
+
+def test_save_writes_nir_data_that_travels_with_the_graph(sinabs_file, tmp_path):
+    import h5py
+    import nir
+    path, theirs = sinabs_file
+    out = tmp_path / "spikes.nir"
+    assert main(["simulate", str(path), "--backend", "reference", "--input",
+                 str(tmp_path / "x.npy"), "--save", str(out)]) == 0
+    data = nir.read_data(out)                     # NIR's own reader
+    graph = nir.read(path, type_check=False)        # sinabs' Input keeps its time axis
+    layer = data.nodes["3"].observables["spikes"]  # a multi-spike layer keeps its counts
+    assert layer.data.shape == (4, 30, 3) and layer.dt == 1.0
+    np.testing.assert_array_equal(layer.data.transpose(1, 0, 2), theirs)
+    assert set(data.nodes) <= set(graph.nodes)
+    with h5py.File(out) as f:
+        assert f.attrs["spikedeploy.convention"] == "sinabs"

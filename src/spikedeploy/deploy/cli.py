@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "fixed point) or netx (the netx file, run by lava-dl)")
     p.add_argument("--precision", choices=["float", "fixed"], default=None,
                    help="float (default) or fixed; loihi2 and netx are always fixed")
-    p.add_argument("--save", default=None, help="write output and per-layer spikes to .npz")
+    p.add_argument("--save", default=None, help="write output and per-layer spikes: .npz, or "
+                   ".nir for NIR's data format (NIRGraphData)")
 
     p = sub.add_parser("energy", help="per-layer operations and energy report")
     _add_graph_args(p)

@@ -50,10 +50,62 @@ def quantisation_lines(fixed: fxp.FixedProgram) -> list[str]:
 
 
 def save_records(path, result: SimResult) -> None:
-    """``output``: (T, N, *output_shape); ``layer/<name>``: every recorded layer's (T, N, *shape)."""
+    """``.nir``: NIR's own data format (NIRGraphData, see :func:`nir_graph_data`); else an
+    ``.npz`` with ``output``: (T, N, *output_shape) and ``layer/<name>``: every recorded
+    layer's (T, N, *shape)."""
+    from pathlib import Path
+    if Path(path).suffix == ".nir":
+        write_bytes(path, nir_data_bytes(result))
+        return
     arrays = {"output": result.output()}
     for name, rec in result.records.items():
         op = result.program.ops[name]
         arrays[f"layer/{name}"] = rec.reshape(rec.shape[:2] + tuple(op.shape))
 
     write_bytes(path, in_memory(lambda buf: np.savez_compressed(buf, **arrays)))
+
+
+def nir_graph_data(result: SimResult) -> nir.NIRGraphData:
+    """The run's records as NIR's data format: per graph node (subgraph members nested under
+    their subgraph), a TimeGriddedData of shape (samples, steps, values) at the graph's dt:
+    ``spikes`` (bool, or counts where a step can hold several) for spiking populations,
+    ``values`` for everything else (inputs, voltages of LI/CubaLI, synaptic outputs)."""
+    program, dt = result.program, result.program.dt
+    root: dict = {}
+    for name, rec in result.records.items():
+        op = program.ops[name]
+        data = rec.reshape(rec.shape[0], rec.shape[1], -1).transpose(1, 0, 2)
+        spiking = isinstance(op, NeuronOp) and op.params.spiking
+        if spiking and not op.params.multi_spike and not op.params.graded:
+            data = data.astype(bool)
+        level = root
+        *parents, leaf = name.split(".")
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[leaf] = nir.NIRNodeData(observables={
+            "spikes" if spiking else "values": nir.TimeGriddedData(np.ascontiguousarray(data), dt)})
+
+    def build(level: dict) -> nir.NIRGraphData:
+        return nir.NIRGraphData(nodes={k: build(v) if isinstance(v, dict) else v
+                                       for k, v in level.items()})
+    return build(root)
+
+
+def nir_data_bytes(result: SimResult) -> bytes:
+    """:func:`nir_graph_data` written by NIR's writer, with the run's provenance as root
+    attributes (dt, convention, backend, precision, output node)."""
+    import io
+
+    import h5py
+    from ..ir.conventions import recorded_convention
+    buf = io.BytesIO()
+    nir.write_data(buf, nir_graph_data(result))
+    convention = recorded_convention(result.program.metadata)
+    with h5py.File(buf, "r+") as f:
+        f.attrs["spikedeploy.dt"] = result.program.dt
+        f.attrs["spikedeploy.convention"] = convention["name"]
+        f.attrs["spikedeploy.convention_reason"] = convention["reason"]
+        f.attrs["spikedeploy.backend"] = result.backend
+        f.attrs["spikedeploy.precision"] = result.precision
+        f.attrs["spikedeploy.output"] = result.program.outputs[0]
+    return buf.getvalue()
