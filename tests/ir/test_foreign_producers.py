@@ -591,3 +591,18 @@ def test_auto_runs_snntorch_default_leaky_and_synaptic():
             assert _same(ours[layer], np.array(theirs[layer])), (neuron.__name__, layer)
         nir_reading = simulate(lower(apply_convention(graph, "nir", dt=1e-4)[0]), x)
         assert not _same(nir_reading.records["1"], np.array(theirs["1"]))
+
+
+def test_auto_runs_sinabs_expleak_readout_with_unit_gain(tmp_path):
+    """sinabs' ExpLeak (exported as LI) has norm_input=False: v = exp(-1/tau) v + x."""
+    rng = np.random.default_rng(16)
+    x = _binary_input(rng, 10, p=0.5, batch_first=True)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 4), sl.ExpLeak(tau_mem=torch.full((4,), 5.0)))
+    graph, _ = _roundtrip(sinabs.to_nir(model, torch.from_numpy(x[:1])), tmp_path, "expleak")
+    model[1].reset_states()
+    with torch.no_grad():
+        theirs = model(torch.from_numpy(x)).double().numpy().transpose(1, 0, 2)
+    ours, choice = _under(graph, x.transpose(1, 0, 2))
+    assert choice.name == "sinabs"
+    np.testing.assert_allclose(ours["1"], theirs, rtol=1e-5, atol=1e-6)

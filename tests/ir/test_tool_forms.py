@@ -198,3 +198,20 @@ def test_a_sinabs_network_round_trips_through_the_sinabs_form(tmp_path):
         out = back(torch.from_numpy(x.reshape(60, 10)))
     out = (out[0] if isinstance(out, tuple) else out).numpy().reshape(2, 30, 3)
     np.testing.assert_array_equal(out, theirs)
+
+
+def test_norse_form_refuses_a_padded_average_pool():
+    shape = (2, 3, 3)
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([2, 4, 4])),
+        "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                              padding=np.array([1, 1])),
+        "conv": nir.Conv2d(input_shape=(3, 3), weight=np.ones((2, 2, 1, 1)), stride=1,
+                           padding=0, dilation=1, groups=1, bias=np.zeros(2)),
+        "lif": nir.LIF(tau=np.full(shape, 1e-3), r=np.full(shape, 10.0), v_leak=np.zeros(shape),
+                       v_threshold=np.ones(shape), v_reset=np.zeros(shape)),
+        "output": nir.Output(output_type=np.array(shape))},
+        edges=[("input", "pool"), ("pool", "conv"), ("conv", "lif"), ("lif", "output")],
+        metadata={"spikedeploy.dt": 1e-4}, type_check=False)
+    with pytest.raises(UnsupportedError, match="node 'pool', field 'padding'"):
+        write_for(graph, "norse")

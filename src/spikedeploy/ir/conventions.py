@@ -19,7 +19,7 @@ nir        file     NIR's equations, forward Euler: d = dt/tau, g = dt r/tau v >
 snntorch   tau/r    same (the exporter writes r = tau/dt, dt = 1e-4)        v > th  subtract,   one
                                                                                     one step late
 sinabs     1 step   IAF: v += r x; LIF: d = 1 - exp(-1/tau), g = d r        v >= th subtract    floor(v/th)
-                    (tau in steps, norm_input=True)
+                    (tau in steps, norm_input=True); ExpLeak (LI): g = r
 sinabs-    1 step   as sinabs                                              v >= th subtract    one
 single
 norse      1e-3**2  LIFBoxCell/LIFCell: Norse writes tau = dt*tau_mem, so   v > th  to v_reset  one
@@ -56,6 +56,8 @@ Coefficients = Callable[[object, float], tuple]
 
 
 def _a(x) -> np.ndarray:
+    if hasattr(x, "detach"):        # a torch tensor left in an in-memory graph (Rockpool)
+        x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 
 
@@ -91,6 +93,16 @@ def _sinabs_lif(n, dt):
 
 def _sinabs_import_lif(n, dt):
     return 1.0, _exp_decay(n.tau, dt), 1.0, 0.0         # norm_input=False: v = a v + x
+
+
+def _sinabs_li(n, dt):
+    d = _exp_decay(n.tau, dt)
+    return 1.0, d, _a(n.r), 0.0                         # ExpLeak, norm_input=False: v = a v + x
+
+
+def _rockpool_li(n, dt):
+    d = _exp_decay(n.tau, dt)
+    return 1.0, d, 1.0 - d, 0.0                         # ExpSynTorch: i = exp(-dt/tau) (i + x)
 
 
 def _norse_lif(n, dt):
@@ -156,13 +168,13 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
     Convention("sinabs", "sinabs: one time step per step (tau in steps), IAF v += x, LIF "
                "v = a v + (1-a) x with a = exp(-1/tau), fire on v >= threshold, MultiSpike "
                "floor(v/threshold) spikes per step, MembraneSubtract reset",
-               lambda nodes: 1.0, {nir.LIF: _sinabs_lif, nir.LI: _sinabs_lif},
+               lambda nodes: 1.0, {nir.LIF: _sinabs_lif, nir.LI: _sinabs_li},
                fire_at_threshold=1, reset_mode="subtract", spikes_per_step="multi",
                assumes="sinabs writes the same file for every spike function and reset: "
                "assumed its defaults MultiSpike and MembraneSubtract (--convention "
                "sinabs-single for SingleSpike); min_v_mem and tau_syn are not exported"),
     Convention("sinabs-single", "sinabs with SingleSpike: as 'sinabs' but one spike per step",
-               lambda nodes: 1.0, {nir.LIF: _sinabs_lif, nir.LI: _sinabs_lif},
+               lambda nodes: 1.0, {nir.LIF: _sinabs_lif, nir.LI: _sinabs_li},
                fire_at_threshold=1, reset_mode="subtract",
                assumes="sinabs' SingleSpike with MembraneSubtract assumed"),
     Convention("sinabs-import", "how sinabs.from_nir runs a file: tau in steps, "
@@ -182,7 +194,7 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                "decays, unit input gain (LIFTorch: i = exp(-dt/tau_syn)(i + x)), fire on "
                "v >= threshold, floor(v/threshold) spikes, subtractive reset",
                _rockpool_step,
-               {nir.LIF: _rockpool_lif, nir.LI: _rockpool_lif, nir.CubaLIF: _rockpool_cuba,
+               {nir.LIF: _rockpool_lif, nir.LI: _rockpool_li, nir.CubaLIF: _rockpool_cuba,
                 nir.CubaLI: _rockpool_cuba, nir.IF: _unit_if},
                fire_at_threshold=1, reset_mode="subtract", spikes_per_step="multi",
                assumes="Rockpool does not export the neuron bias (0 assumed) nor "
@@ -268,8 +280,11 @@ def _flat_nodes(graph) -> dict:
 def choose_convention(graph: nir.NIRGraph, requested: str = "auto") -> Choice:
     meta = graph.metadata or {}
     if metadata_value(meta, CONVENTION) is not None:       # already applied
-        return Choice(str(metadata_value(meta, CONVENTION)),
-                      str(metadata_value(meta, CONVENTION_REASON, "")))
+        applied = str(metadata_value(meta, CONVENTION))
+        if requested not in ("auto", applied):
+            raise SpikedeployError(f"--convention {requested}: this graph was already read "
+                                   f"under the {applied} convention")
+        return Choice(applied, str(metadata_value(meta, CONVENTION_REASON, "")))
     if requested not in CHOICES:
         raise SpikedeployError(f"--convention: unknown {requested!r} (one of {', '.join(CHOICES)})")
     if requested != "auto":
@@ -314,8 +329,8 @@ def apply_convention(graph: nir.NIRGraph, requested: str = "auto",
             dt = metadata_value(meta, DT)
         if dt is None:
             dt = convention.step(_flat_nodes(graph))
-        valid = isinstance(dt, (int, float)) and not isinstance(dt, bool) and np.isfinite(dt) \
-            and dt > 0
+        valid = isinstance(dt, (int, float, np.integer, np.floating)) and \
+            not isinstance(dt, bool) and bool(np.isfinite(dt)) and dt > 0
         out = _rewrite(graph, convention, float(dt) if valid else None)
     if dt is not None:
         meta[DT] = dt

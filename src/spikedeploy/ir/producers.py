@@ -73,6 +73,8 @@ class Note:
 
 
 def _arr(x) -> np.ndarray:
+    if hasattr(x, "detach"):        # a torch tensor left in an in-memory graph (Rockpool)
+        x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
 
 

@@ -111,12 +111,12 @@ class _Writer:
             return
         sources = self.feeders(name)
         for src in sources:
-            node = self.nodes[src]
+            node = self.nodes.get(src)
             if not isinstance(node, WEIGHTED):
                 raise UnsupportedError(self.prefix + name, "r", f"{self.tool}'s importer fixes "
                                        f"this neuron's input gain; it is folded into the weights "
-                                       f"of the node feeding it, but '{src}' is a "
-                                       f"{type(node).__name__}, which has none")
+                                       f"of the node feeding it, but '{src}' is "
+                                       f"{_kind(node)}, which has none")
             if sum(1 for s, _ in self.graph.edges if s == src) > 1:
                 raise UnsupportedError(self.prefix + name, "r", f"the input gain would be folded "
                                        f"into '{src}', which also feeds other nodes")
@@ -127,6 +127,10 @@ class _Writer:
     def neuron(self, name: str, node):
         p = neuron_params(self.prefix + name, node, self.dt)
         return RULES[self.tool](self, name, node, p.broadcast(p.shape))
+
+
+def _kind(node) -> str:
+    return "a subgraph's port" if node is None else f"a {type(node).__name__}"
 
 
 def _describe(a: np.ndarray) -> str:
@@ -176,6 +180,9 @@ def _for_snntorch(w: _Writer, name, node, p: NeuronParams):
     dt = SNNTORCH_DT
     threshold = np.asarray(p.v_th, np.float64)
     gain = p.gain
+    if np.any(threshold <= 0):
+        raise UnsupportedError(full, "v_threshold", "thresholds must be positive to be "
+                               "normalised for snnTorch's importer")
     if not _uniform(threshold):
         # One threshold per layer: v / v_th has threshold 1 and input gain g / v_th (the
         # reset to 0 and the decay are unchanged by the scaling).
@@ -220,7 +227,8 @@ def _for_sinabs(w: _Writer, name, node, p: NeuronParams):
     _refuse_semantics(full, p, "sinabs", dict(reset_mode="subtract", reset_delay=0,
                                               reset_in_step=1, fire_at_threshold=1,
                                               spikes_per_step="multi"))
-    if not isinstance(node, nir.LIF) or np.any(p.du != 1.0) or np.any(p.dv <= 0):
+    if not isinstance(node, nir.LIF) or np.any(p.du != 1.0) or np.any(p.dv <= 0) or \
+            np.any(p.dv >= 1):
         raise UnsupportedError(full, "type", "--for sinabs writes LIF neurons (sinabs' IAF "
                                "import clamps v at -threshold, which this neuron does not)")
     if np.any(p.bias != 0):
@@ -250,19 +258,27 @@ def _with_bias(node):
 def _pool_as_sum(writer: _Writer, name: str, node) -> None:
     """Norse imports SumPool2d, not AvgPool2d: a sum pool with 1/k^2 folded into the weights
     of the node(s) it feeds."""
-    k = np.atleast_1d(np.asarray(node.kernel_size, np.int64))
-    area = float(np.prod(np.broadcast_to(k, (2,))))
+    k = np.broadcast_to(np.atleast_1d(np.asarray(node.kernel_size, np.int64)), (2,))
+    area = float(np.prod(k))
+    if node.padding is not None and np.any(np.asarray(node.padding) != 0):
+        raise UnsupportedError(writer.prefix + name, "padding", "Norse imports a pool as "
+                               "LPPool2d, which has no padding")
     targets = [d for s, d in writer.graph.edges if s == name]
     for dst in targets:
-        if not isinstance(writer.nodes[dst], WEIGHTED):
+        target = writer.nodes.get(dst)
+        if not isinstance(target, WEIGHTED):
             raise UnsupportedError(writer.prefix + name, "type", "Norse's importer has no "
                                    "AvgPool2d; the 1/k^2 of a sum pool goes into the next "
-                                   f"weights, but '{dst}' has none")
+                                   f"weights, but '{dst}' is {_kind(target)}")
+        if sum(1 for _, d in writer.graph.edges if d == dst) > 1:
+            raise UnsupportedError(writer.prefix + name, "type", f"the 1/k^2 of the sum pool "
+                                   f"would go into '{dst}', which has other inputs too")
         target = copy.copy(writer.nodes[dst])
         target.weight = np.asarray(target.weight, np.float64) / area
         writer.nodes[dst] = target
-    writer.nodes[name] = nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride,
-                                       padding=node.padding)
+    stride = k if node.stride is None else node.stride
+    writer.nodes[name] = nir.SumPool2d(kernel_size=k.copy(), stride=np.broadcast_to(
+        np.atleast_1d(np.asarray(stride, np.int64)), (2,)).copy(), padding=np.zeros(2, np.int64))
     writer.changes.append(f"{writer.prefix}{name}: AvgPool2d as SumPool2d, 1/{area:g} folded "
                           f"into {', '.join(targets)}")
 
@@ -271,9 +287,10 @@ def _rewrite(graph: nir.NIRGraph, tool: str, dt: float, changes: list, prefix=""
     writer = _Writer(graph, tool, dt, changes, prefix)
     for name, node in graph.nodes.items():
         if isinstance(node, nir.NIRGraph):
-            if tool == "norse":
-                raise UnsupportedError(prefix + name, "type", "Norse's importer does not "
-                                       "import subgraphs (recurrent layers)")
+            if tool in ("norse", "snntorch"):
+                raise UnsupportedError(prefix + name, "type", f"{tool}'s importer does not "
+                                       "import general subgraphs (snnTorch reads every "
+                                       "subgraph as a recurrent layer; Norse none)")
             writer.nodes[name] = _rewrite(node, tool, dt, changes, f"{prefix}{name}.")
         elif tool == "norse" and isinstance(node, nir.AvgPool2d):
             _pool_as_sum(writer, name, node)
