@@ -84,3 +84,12 @@ def test_save_writes_nir_data_that_travels_with_the_graph(sinabs_file, tmp_path)
     assert set(data.nodes) <= set(graph.nodes)
     with h5py.File(out) as f:
         assert f.attrs["spikedeploy.convention"] == "sinabs"
+
+
+def test_a_dt_that_contradicts_the_producer_is_warned(sinabs_file, tmp_path, capsys):
+    """The NIR paper's sinabs file run at snnTorch's dt: it runs, but not silently."""
+    path, _ = sinabs_file
+    assert main(["simulate", str(path), "--backend", "reference", "--input",
+                 str(tmp_path / "x.npy"), "--dt", "1e-4"]) == 0
+    err = capsys.readouterr().err
+    assert "--dt 0.0001 replaces the sinabs convention's step 1" in err

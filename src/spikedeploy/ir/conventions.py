@@ -325,10 +325,15 @@ def apply_convention(graph: nir.NIRGraph, requested: str = "auto",
         out = copy.copy(graph)
     else:
         convention = CONVENTIONS[choice.name]
+        own = convention.step(_flat_nodes(graph))
+        if dt is not None and own is not None and not np.isclose(dt, own, rtol=1e-6):
+            choice.assumes = "; ".join(filter(None, [choice.assumes, (
+                f"--dt {dt:g} replaces the {choice.name} convention's step {own:g}: the "
+                "producer's simulator does not run at this step")]))
         if dt is None:
             dt = metadata_value(meta, DT)
         if dt is None:
-            dt = convention.step(_flat_nodes(graph))
+            dt = own
         valid = isinstance(dt, (int, float, np.integer, np.floating)) and \
             not isinstance(dt, bool) and bool(np.isfinite(dt)) and dt > 0
         out = _rewrite(graph, convention, float(dt) if valid else None)
