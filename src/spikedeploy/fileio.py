@@ -57,6 +57,12 @@ def check_destination(path, folder: bool = False) -> None:
             return
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temporary_prefix(path: Path, pid: int) -> str:
     # Host and pid in the name: a later write finds what a killed writer left.
     return f".{path.name}.{socket.gethostname()}.{pid}."
@@ -92,6 +98,7 @@ def _temporary(path: Path, write: Callable[[Path], None]) -> Path:
     remove_stale_temporaries(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path, os.getpid()),
                                     suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())     # mkstemp makes 0600; outputs follow the umask
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -49,8 +49,7 @@ def test_simulate_runs_a_sinabs_file_as_sinabs_does_with_warnings(sinabs_file, t
 def test_reports_record_the_convention(sinabs_file, tmp_path, capsys):
     path, _ = sinabs_file
     x = str(tmp_path / "x.npy")
-    assert main(["verify", str(path), "--input", x, "--no-lava", "--json",
-                 str(tmp_path / "v.json")]) == 0
+    assert main(["verify", str(path), "--input", x, "--json", str(tmp_path / "v.json")]) == 0
     assert json.loads((tmp_path / "v.json").read_text())["convention"]["name"] == "sinabs"
     assert main(["energy", str(path), "--input", x, "--out", str(tmp_path / "e")]) == 0
     report = json.loads((tmp_path / "e" / "report.json").read_text())

@@ -57,3 +57,8 @@ def test_verify_locates_a_perturbed_weight(trained, tmp_path, capsys):
     assert layers["lif1"]["identical"] == layers["lif1"]["total"]      # upstream untouched
     assert layers["lif2"]["first_divergence"] is not None                # diverges at fc2's neuron
     assert "first divergence" in out and "FAILED" in out
+
+
+def test_verify_with_nothing_to_compare_does_not_pass(trained, capsys):
+    assert main(["verify", str(trained["nir"]), "--samples", "4", "--no-lava"]) == 1
+    assert "FAILED: nothing was compared" in capsys.readouterr().out

@@ -75,11 +75,25 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
                    help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
 
 
+class _VersionAction(argparse.Action):
+    """--version: looked up only when asked (reads package metadata, imports nothing)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .versions import version_text
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikedeploy",
         description="Train spiking networks, export them to NIR, run them on Lava, "
                     "verify equivalence and report energy.")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the versions of spikedeploy and its libraries, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -312,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikedeploy: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:      # `spikedeploy check --json | head`: the reader left; end quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 128 + signal.SIGPIPE
     except Exception as exc:  # noqa: BLE001 - a bug, but still one line unless debugging
         if os.environ.get("SPIKEDEPLOY_DEBUG"):
             raise

@@ -454,6 +454,9 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
         if quant.disagreement > max_disagreement:
             failures.append(f"quantisation changes {quant.disagreement:.2e} of the spikes, more "
                             f"than --max-disagreement {max_disagreement:g}")
+    if not comparisons:
+        failures.append("nothing was compared: only the reference ran (drop --no-lava, add "
+                        "--checkpoint or --model, or verify --precision fixed)")
     acc = {}
     labels = batch.labels
     if labels is not None:
