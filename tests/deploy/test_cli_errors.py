@@ -22,7 +22,7 @@ def nir_file(tmp_path, rng):
 def _fails_cleanly(capsys, argv, expect):
     code = main(argv)
     err = capsys.readouterr().err.strip()
-    assert code == 1
+    assert code == 2
     assert len(err.splitlines()) == 1, err
     assert err.startswith("spikedeploy: error:") and expect in err, err
     assert "Traceback" not in err
@@ -89,7 +89,7 @@ def test_real_process_prints_no_traceback(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     proc = subprocess.run([sys.executable, "-m", "spikedeploy.deploy.cli", "simulate", str(bad)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
@@ -125,6 +125,6 @@ def test_a_deeply_nested_checkpoint_config_is_one_line(trained, tmp_path, capsys
     ckpt = tmp_path / "ckpt"
     shutil.copytree(trained["ckpt"], ckpt)
     (ckpt / "config.json").write_text("[" * 100_000 + "]" * 100_000)
-    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.nir")]) == 1
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.nir")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"spikedeploy: error: {ckpt / 'config.json'}: not valid JSON (nested too deeply)"

@@ -67,7 +67,7 @@ def test_writer_on_a_full_disk_fails_in_one_line_and_leaves_nothing(name, model,
                           capture_output=True, text=True, timeout=300, preexec_fn=_limited,
                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     err = proc.stderr.strip()
-    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert proc.returncode == 2, (proc.returncode, err[-2000:])
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err[-2000:]
     assert "cannot write" in err and "File too large" in err, err
     left = [p.relative_to(out) for p in out.rglob("*") if p.is_file()]

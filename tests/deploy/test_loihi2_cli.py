@@ -73,7 +73,7 @@ def test_check_and_export_refuse_per_neuron_decays(per_neuron, tmp_path, capsys)
     blocking = {(p["node"], p["field"]) for p in report["problems"] if p["backend"] == "loihi2"}
     assert {("lif1", "tau"), ("lif2", "tau"), ("lif3", "tau")} <= blocking
     out = tmp_path / "cnn.net"
-    assert main(["export", str(per_neuron), "--to", "netx", "-o", str(out)]) == 1
+    assert main(["export", str(per_neuron), "--to", "netx", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("spikedeploy: error: node 'lif1', field ") and "6 more" in err
     assert len(err.splitlines()) == 1
@@ -132,7 +132,7 @@ def test_verify_target_loihi2_passes_and_simulate_netx(shared, capsys, tmp_path)
 def test_loihi2_commands_refuse_bad_input_in_one_line(shared, tmp_path, capsys, argv, expect):
     (tmp_path / "bad.toml").write_text("limits = 5\n")
     argv = [a.format(nir=shared["mlp"], tmp=tmp_path) for a in argv]
-    assert main(argv) == 1
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
     assert expect in err, err

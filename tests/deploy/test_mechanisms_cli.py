@@ -135,7 +135,7 @@ def test_export_threshold_scale_then_sweep_reports_each_gamma(demos, tmp_path, c
     assert rows[0]["spikes"] > rows[1]["spikes"] > rows[2]["spikes"]   # lower thresholds, more spikes
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
     assert "threshold guidance sweep" in capsys.readouterr().out
-    assert main(["sweep", str(scaled), "--samples", "4", "--gammas", "a,b"]) == 1
+    assert main(["sweep", str(scaled), "--samples", "4", "--gammas", "a,b"]) == 2
 
 
 @pytest.mark.lava
@@ -175,6 +175,6 @@ def test_check_target_loihi2_names_every_blocking_node(model, demos, capsys, tmp
     graph_neurons = {n["name"] for n in report["nodes"] if n["type"] in ("LIF", "IF", "CubaLIF")}
     assert neurons_hit and neurons_hit <= graph_neurons
     out = tmp_path / "model.net"
-    assert main(["export", str(nir_path), "--to", "netx", "-o", str(out)]) == 1
+    assert main(["export", str(nir_path), "--to", "netx", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "(loihi2)" in err and not out.exists()

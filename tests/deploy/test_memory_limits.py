@@ -71,7 +71,8 @@ def test_declared_sizes_beyond_the_limit_are_refused_first(case, files):
     argv, expect = CASES[case]
     proc = _run([a.format(r=files) for a in argv])
     out, err = proc.stdout, proc.stderr.strip()
-    assert proc.returncode == 1, (proc.returncode, err[-1500:], out[-1500:])
+    assert proc.returncode == (1 if argv[0] == "check" else 2), (proc.returncode, err[-1500:],
+                                                                   out[-1500:])
     if argv[0] == "check":
         assert "more than the memory limit" in out, out
     else:
@@ -81,7 +82,7 @@ def test_declared_sizes_beyond_the_limit_are_refused_first(case, files):
 
 def test_bad_max_memory_is_one_line(files, capsys):
     from spikedeploy.deploy.cli import main
-    assert main(["check", str(files / "good.nir"), "--max-memory", "lots"]) == 1
+    assert main(["check", str(files / "good.nir"), "--max-memory", "lots"]) == 2
     assert "memory size 'lots'" in capsys.readouterr().err
 
 
@@ -100,7 +101,7 @@ def test_a_checkpoint_config_declaring_a_huge_model_is_refused_in_bounded_memory
     _edit_config(ckpt, hidden=2 * 10 ** 7)               # ~5 GB of float32 weights
     proc = _run(["export", str(ckpt), "-o", str(tmp_path / "m.nir")])
     err = proc.stderr.strip()
-    assert proc.returncode == 1 and len(err.splitlines()) == 1, err[-1500:]
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err[-1500:]
     assert "config.json: cannot rebuild the 'mlp' model: the model it declares" in err, err
     assert not (tmp_path / "m.nir").exists()
 
@@ -113,6 +114,6 @@ def test_training_sizes_beyond_the_limit_are_refused_before_training(option, val
                                                                     tmp_path):
     proc = _run(["train", option, value, "-o", str(tmp_path / "ckpt")])
     err = proc.stderr.strip().splitlines()
-    assert proc.returncode == 1 and err[-1].startswith("spikedeploy: error:"), err
+    assert proc.returncode == 2 and err[-1].startswith("spikedeploy: error:"), err
     assert expect in err[-1] and "more than the memory limit" in err[-1], err
     assert not (tmp_path / "ckpt").exists()

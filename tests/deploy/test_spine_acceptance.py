@@ -65,7 +65,7 @@ def test_corrupt_checkpoint_one_line_error_and_no_output(trained, tmp_path, caps
     weights = bad / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
     out = tmp_path / "model.nir"
-    assert main(["export", str(bad), "-o", str(out)]) == 1
+    assert main(["export", str(bad), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "spikedeploy: error:" in err
     assert not out.exists() and list(tmp_path.glob(".model.nir*")) == []

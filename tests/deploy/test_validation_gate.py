@@ -62,7 +62,7 @@ def test_check_and_every_command_refuse_a_bad_graph_alike(case, tmp_path, capsys
     for name, argv in COMMANDS.items():
         code = main([a.format(g=path, out=out) for a in argv])
         err = capsys.readouterr().err.strip()
-        assert code == 1, (name, err)
+        assert code == 2, (name, err)
         assert len(err.splitlines()) == 1, (name, err)
         assert err.startswith(f"spikedeploy: error: {path}: node '{node}', field '{field}'"), \
             (name, err)
@@ -102,7 +102,7 @@ def test_run_metadata_is_validated_by_check_and_every_command(case, tmp_path, ca
     assert ("<graph>", field) in {(p["node"], p["field"]) for p in report["problems"]}
     code = main(["simulate", str(path), "--backend", "reference", "--samples", "3"])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1, err
+    assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"spikedeploy: error: {path}: node '<graph>', field '{field}'"), err
 
 
@@ -183,7 +183,7 @@ BAD_OPTIONS = {
 def test_bad_options_and_side_files_are_one_line(case, good, capsys):
     argv, expect = BAD_OPTIONS[case]
     before = sorted(p.name for p in good.parent.iterdir())
-    assert main([a.format(g=good, d=good.parent) for a in argv]) == 1
+    assert main([a.format(g=good, d=good.parent) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("spikedeploy: error:"), err
     assert expect.format(d=good.parent) in err, err
@@ -257,6 +257,6 @@ def test_malformed_files_are_refused_alike_by_check_and_simulate(case, tmp_path,
         expect = f"node '{node}', field '{field}': {reason}"
     else:
         assert any(expect in p["reason"] for p in problems), problems
-    assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 1
+    assert main(["simulate", str(path), "--backend", "reference", "--samples", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expect in err, err

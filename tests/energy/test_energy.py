@@ -704,7 +704,7 @@ def test_cli_energy_writes_all_reports_with_options(rng, tmp_path, capsys):
     code = main(["energy", str(graph_path), "--input", str(x), "--out", str(out2),
                  "--profile", str(bad)])
     err = capsys.readouterr().err.strip()
-    assert code == 1 and err.startswith("spikedeploy: error:") and "'mac'" in err
+    assert code == 2 and err.startswith("spikedeploy: error:") and "'mac'" in err
     assert len(err.splitlines()) == 1 and not out2.exists()
 
 

@@ -162,7 +162,7 @@ def test_the_forward_style_is_detected_and_recorded(tmp_path):
 def _fails_cleanly(capsys, argv, out, *expect):
     code = main(argv)
     err = capsys.readouterr().err.strip()
-    assert code == 1, err
+    assert code == 2, err
     assert err.startswith("spikedeploy: error:") and len(err.splitlines()) == 1, err
     for text in expect:
         assert text in err, err

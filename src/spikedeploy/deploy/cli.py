@@ -75,6 +75,11 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
                    help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
 
 
+# Exit codes (README "Command-line conventions"): 0 success; 1 a check or verification that
+# ran and failed; 2 bad input or usage (argparse's own code); 3 an internal error.
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 1, 2, 3
+
+
 class _VersionAction(argparse.Action):
     """--version: looked up only when asked (reads package metadata, imports nothing)."""
 
@@ -319,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     except Terminated as exc:
         print(f"spikedeploy: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum
@@ -338,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         text = first_line(exc)
         print(f"spikedeploy: internal error: {type(exc).__name__}: {text} "
               "(set SPIKEDEPLOY_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 3
+        return EXIT_INTERNAL
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
