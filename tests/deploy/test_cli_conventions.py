@@ -1,10 +1,12 @@
 """Command-line conventions every command follows (README: "Command-line conventions")."""
+import json
 import os
 import subprocess
 import sys
 
 import nir
 import numpy as np
+import pytest
 
 from spikedeploy.deploy.cli import main
 
@@ -47,3 +49,48 @@ def test_output_files_follow_the_umask(tmp_path, capsys):
         finally:
             os.umask(old)
         assert (out.stat().st_mode & 0o777) == mode, oct(out.stat().st_mode)
+
+
+@pytest.fixture
+def graph(tmp_path):
+    path = tmp_path / "g.nir"
+    nir.write(path, mlp_graph(np.random.default_rng(0), sizes=(64, 8, 10)))
+    return path
+
+
+JSON_COMMANDS = {
+    "check": ["check", "{g}"],
+    "simulate": ["simulate", "{g}", "--samples", "3"],
+    "energy": ["energy", "{g}", "--samples", "3"],
+    "verify": ["verify", "{g}", "--samples", "3", "--precision", "fixed", "--no-lava",
+               "--max-disagreement", "1"],
+    "sweep": ["sweep", "{g}", "--samples", "3", "--gammas", "0.9,1.0"],
+    "resources": ["resources", "{g}"],
+}
+
+
+@pytest.mark.parametrize("name", list(JSON_COMMANDS))
+def test_json_dash_puts_only_json_on_stdout(name, graph, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(g=graph) for a in JSON_COMMANDS[name]]
+    assert main(argv + ["--json", "-"]) == 0
+    out = capsys.readouterr().out
+    assert isinstance(json.loads(out), dict), out[:200]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.nir"]     # nothing else written
+    written = tmp_path / "out.json"
+    assert main(argv + ["--json", str(written)]) == 0
+    assert json.loads(written.read_text()) and "wrote" in capsys.readouterr().out
+
+
+def test_requests_beyond_the_data_are_clamped_with_a_warning(graph, capsys):
+    assert main(["simulate", str(graph), "--samples", "5000"]) == 0
+    err = capsys.readouterr().err
+    assert "--samples 5000: the digits test split has 360 samples; running all 360" in err
+
+
+def test_defaults_are_shown_in_help_and_shared(capsys):
+    for command in ("simulate", "energy", "sweep"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: reference)" in text and "(default 100)" in text, command

@@ -50,13 +50,14 @@ def test_verify_locates_a_perturbed_weight(trained, tmp_path, capsys):
     nir.write(bad, graph)
     code = main(["verify", str(bad), "--checkpoint", str(trained["ckpt"]), "--samples", "20",
                  "--no-lava", "--json", "-"])
-    out = capsys.readouterr().out
-    report = json.loads(out[out.index("{"):])
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    report = json.loads(out)                 # --json -: stdout carries only the JSON ...
     assert code == 1 and not report["passed"]
     layers = {l["layer"]: l for l in report["comparisons"]["reference vs snntorch"]["layers"]}
     assert layers["lif1"]["identical"] == layers["lif1"]["total"]      # upstream untouched
     assert layers["lif2"]["first_divergence"] is not None                # diverges at fc2's neuron
-    assert "first divergence" in out and "FAILED" in out
+    assert "first divergence" in err and "FAILED" in err          # ... the text goes to stderr
 
 
 def test_verify_with_nothing_to_compare_does_not_pass(trained, capsys):

@@ -35,6 +35,13 @@ TRAIN_MODELS = {
 }
 
 
+def _add_json(p) -> None:
+    """One machine-output flag for every command: --json PATH, or --json / --json - for
+    stdout carrying only the JSON (the human text then goes to stderr)."""
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="write the result as JSON to PATH; '-' (or no PATH) prints only the JSON on stdout")
+
+
 def _add_graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", help="NIR file (.nir)")
     p.add_argument("--dt", type=float, default=None,
@@ -80,6 +87,23 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 1, 2, 3
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Every option's default in --help, unless its help already says it or it has none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) \
+                or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+
 class _VersionAction(argparse.Action):
     """--version: looked up only when asked (reads package metadata, imports nothing)."""
 
@@ -99,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "verify equivalence and report energy.")
     parser.add_argument("--version", action=_VersionAction,
                         help="print the versions of spikedeploy and its libraries, and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
 
     p = sub.add_parser(
         "train", help="train a spiking model (digits, or synthetic data for UGOs)",
@@ -192,11 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a NIR graph on Lava or the reference simulator")
     _add_graph_args(p)
     _add_data_args(p)
-    p.add_argument("--backend", choices=["lava", "reference", "loihi2", "netx"], default="lava",
-                   help="lava (our processes), reference, loihi2 (Lava's stock processes, "
-                        "fixed point) or netx (the netx file, run by lava-dl)")
+    p.add_argument("--backend", choices=["reference", "lava", "loihi2", "netx"],
+                   default="reference",
+                   help="reference (the exact semantics, fast), lava (our Lava processes), "
+                        "loihi2 (Lava's stock processes, fixed point) or netx (the netx file, "
+                        "run by lava-dl)")
     p.add_argument("--precision", choices=["float", "fixed"], default=None,
                    help="float (default) or fixed; loihi2 and netx are always fixed")
+    _add_json(p)
     p.add_argument("--save", default=None, help="write output and per-layer spikes: .npz, or "
                    ".nir for NIR's data format (NIRGraphData)")
 
@@ -204,10 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph_args(p)
     _add_data_args(p)
     p.add_argument("--backend", choices=["reference", "lava"], default="reference",
-                   help="simulator whose spikes are counted")
+                   help="simulator whose spikes are counted (the counts are the same)")
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
-    p.add_argument("--out", default=".",
-                   help="directory for report.json, report.csv and report.html (default: .)")
+    _add_json(p)
+    p.add_argument("--out", default=None,
+                   help="directory to write report.json, report.csv, report.html and the "
+                        "resource map to (default: none written)")
     p.add_argument("--profile", default="45nm",
                    help="energy profile: a packaged name (45nm, 45nm-fp16, 45nm-int8, loihi) "
                         "or a .toml/.json file (default 45nm)")
@@ -221,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="compare snnTorch, the reference simulator and Lava")
     _add_graph_args(p)
-    _add_data_args(p, default_samples=20)
+    _add_data_args(p)
     p.add_argument("--checkpoint", default=None, help="also run the snnTorch model")
     _add_model_args(p)
     p.add_argument("--precision", choices=["float", "fixed"], default=None,
@@ -233,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["loihi2"], default=None,
                    help="loihi2: compare the stock-process network and the netx file with the "
                         "target's fixed reference (bit for bit), and the float reference")
-    p.add_argument("--json", default=None, help="also write the result as JSON ('-' for stdout)")
+    _add_json(p)
 
     p = sub.add_parser("check", help="report which backends can run each node of a graph")
     _add_graph_args(p)
@@ -241,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["loihi2", "netx"], default=None,
                    help="check for the Loihi 2 target (Lava's stock processes) or for a netx "
                         "file instead of our Lava processes")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_json(p)
 
     p = sub.add_parser(
         "resources", help="per-layer Loihi cores: compartments, axons, synapse memory",
@@ -258,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--input", default=None, help="measure activity on inputs .npy (T, N, ...)")
     p.add_argument("--steps", type=int, default=None, help="time steps T (default: the graph's)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="JSON instead of the table")
+    _add_json(fmt)
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per layer")
     fmt.add_argument("--html", action="store_true", help="a self-contained HTML page")
     p.add_argument("-o", "--out", default=None, help="write to this file instead of stdout")
@@ -270,10 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated threshold scales (default 0.8,0.9,1.0,1.1,1.2)")
     p.add_argument("--targets", default=None,
                    help="regression targets (.npy, N x output shape), e.g. a denoiser's noise")
-    p.add_argument("--backend", choices=["reference", "lava"], default="reference")
-    p.add_argument("--precision", choices=["float", "fixed"], default="float")
+    p.add_argument("--backend", choices=["reference", "lava"], default="reference",
+                   help="simulator of every sweep point")
+    p.add_argument("--precision", choices=["float", "fixed"], default="float",
+                   help="float, or Loihi fixed point")
     p.add_argument("--profile", default="45nm", help="energy profile (as for 'energy')")
-    p.add_argument("--json", default=None, help="also write the rows as JSON")
+    _add_json(p)
 
     p = sub.add_parser("demo", help="train -> export -> Lava float/fixed -> energy on digits")
     p.add_argument("--out", default="spikedeploy_out", help="output folder")
@@ -297,9 +329,11 @@ def _terminate(signum, frame):
 
 # Where each command writes: (command, option) -> a folder (True) or a file (False).
 # Checked before any work, so a bad destination never costs a run.
-DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("convert", "out"): False, ("simulate", "save"): False,
-                ("energy", "out"): True, ("verify", "json"): False, ("resources", "out"): False,
-                ("sweep", "json"): False, ("demo", "out"): True}
+DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("convert", "out"): False,
+                ("simulate", "save"): False, ("simulate", "json"): False,
+                ("energy", "out"): True, ("energy", "json"): False, ("verify", "json"): False,
+                ("check", "json"): False, ("resources", "out"): False,
+                ("resources", "json"): False, ("sweep", "json"): False, ("demo", "out"): True}
 
 
 def _check_destinations(args) -> None:
@@ -321,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..limits import set_limit
         set_limit(getattr(args, "max_memory", None))
         _check_destinations(args)
+        commands.set_human_stream(sys.stderr if getattr(args, "json", None) == "-" else None)
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)

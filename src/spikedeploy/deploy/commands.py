@@ -23,8 +23,31 @@ from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend
                    spike_counts)
 
 
+_human_stream = None      # None: stdout; stderr while stdout carries only JSON (--json -)
+
+
+def set_human_stream(stream) -> None:
+    global _human_stream
+    _human_stream = stream
+
+
 def _say(*parts) -> None:
-    print(*parts, flush=True)
+    print(*parts, flush=True, file=_human_stream or sys.stdout)
+
+
+def argparse_ns(**values):
+    import argparse
+    return argparse.Namespace(**values)
+
+
+def _emit_json(args, obj) -> None:
+    """--json PATH writes the file; --json - prints only the JSON on stdout."""
+    text = json.dumps(obj, indent=2)
+    if args.json == "-":
+        print(text, flush=True)
+    else:
+        write_text(args.json, text + "\n")
+        _say(f"wrote {args.json}")
 
 
 def _run_target(args) -> tuple[str, str]:
@@ -264,6 +287,14 @@ def cmd_simulate(args) -> int:
     if args.save:
         save_records(args.save, result)
         _say(f"saved spikes to {args.save}")
+    if args.json:
+        _emit_json(args, {
+            "backend": args.backend, "precision": precision, "dt": program.dt,
+            "samples": int(batch.x.shape[1]), "steps": int(batch.x.shape[0]),
+            "convention": recorded_convention(program.metadata),
+            "spikes": {k: int(v) for k, v in spike_counts(result).items()},
+            "accuracy": None if batch.labels is None else
+            accuracy(result.output(), batch.labels, program.readout)})
     return 0
 
 
@@ -287,6 +318,8 @@ def cmd_energy(args) -> int:
     if args.out:
         paths = report.write(Path(args.out))
         _say("wrote " + ", ".join(str(p) for p in paths))
+    if args.json:
+        _emit_json(args, report.to_dict())
     return 0
 
 
@@ -300,7 +333,10 @@ def cmd_check(args) -> int:
     report = check_graph(graph, dt=args.dt, precision=args.precision,
                          backend=args.target or "lava", input_scale=scale, source=args.graph,
                          convention=args.convention)
-    _say(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+    if args.json != "-":                 # with --json - the JSON is the report
+        _say(report.to_text())
+    if args.json:
+        _emit_json(args, report.to_dict())
     return 0 if report.ok else 1
 
 
@@ -321,7 +357,11 @@ def cmd_resources(args) -> int:
               "problem(s): spikedeploy check --target loihi2); the map counts it as given",
               file=sys.stderr)
     if args.json:
-        text = json.dumps(rmap.to_dict(), indent=2) + "\n"
+        if args.json != "-" or args.out:     # --json PATH (or -o PATH): the JSON file
+            _emit_json(argparse_ns(json=args.out or args.json), rmap.to_dict())
+        else:
+            _emit_json(args, rmap.to_dict())
+        return 0 if rmap.totals["fits"] else 1
     elif args.csv:
         text = to_csv(rmap)
     elif args.html:
@@ -358,7 +398,7 @@ def cmd_verify(args) -> int:
         raise SpikedeployError("--target loihi2 verifies the stock-process network and the "
                                "netx file, which run on Lava: drop --no-lava")
     graph, program = _load(args)
-    batch = _batch(args, program, default_samples=20)
+    batch = _batch(args, program)
     model = None
     if args.model:
         from .stages import load_model   # imports torch: only when asked
@@ -387,11 +427,7 @@ def cmd_verify(args) -> int:
     report = verify_runs(program, runs, batch, precision, args.max_disagreement, float_program)
     _say(format_verify(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            _say(text)
-        else:
-            write_text(args.json, text + "\n")
+        _emit_json(args, report)
     return 0 if report["passed"] else 1
 
 
@@ -519,10 +555,9 @@ def cmd_sweep(args) -> int:
              f"{r['energy_per_inference_pJ'] / 1e3:>10.2f} "
              f"{r['energy_per_inference_pJ'] / r['ann_energy_per_inference_pJ']:>8.4f}")
     if args.json:
-        write_text(args.json, json.dumps(
-            {"dt": program.dt, "backend": args.backend, "precision": args.precision,
-             "rows": rows}, indent=2) + "\n")
-        _say(f"wrote {args.json}")
+        _emit_json(args, {"dt": program.dt, "backend": args.backend,
+                          "precision": args.precision,
+                          "convention": recorded_convention(program.metadata), "rows": rows})
     return 0
 
 

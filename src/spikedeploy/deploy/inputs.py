@@ -1,6 +1,8 @@
 """Input data for a graph: digits test samples encoded as the graph says, or a user's .npy."""
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +63,9 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     num_steps = steps or int(program.meta(NUM_STEPS, DEFAULT_NUM_STEPS))
     seed = int(program.meta(SEED, DEFAULT_SEED)) if seed is None else seed
     split = load_digits_split(seed=int(program.meta(SEED, DEFAULT_SEED)))
+    if n > len(split.x_test):
+        print(f"spikedeploy: warning: --samples {n}: the digits test split has "
+              f"{len(split.x_test)} samples; running all {len(split.x_test)}", file=sys.stderr)
     x_test, y_test = split.x_test[:n], split.y_test[:n]
     x = encode(x_test, num_steps, encoding, seed=seed)   # as the trainer encodes its test set
     scale = digits_input_scale(encoding)
