@@ -94,3 +94,47 @@ def test_defaults_are_shown_in_help_and_shared(capsys):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "(default: reference)" in text and "(default 100)" in text, command
+
+
+def _on_a_terminal(argv, columns=100):
+    """Run the CLI with stderr on a pseudo-terminal; returns what it drew there."""
+    import pty
+    import struct
+    import termios
+    import fcntl
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "spikedeploy", *argv],
+                            stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.lava
+def test_progress_shows_on_a_terminal_only_and_quiet_hides_it(graph, capsys):
+    argv = ["simulate", str(graph), "--backend", "lava", "--samples", "200"]
+    drawn = _on_a_terminal(argv)
+    assert "Lava:" in drawn and "/200" in drawn and "sample/s" in drawn
+    assert "Lava:" not in _on_a_terminal(argv + ["-q"])
+    assert main(argv[:4] + ["--samples", "5"]) == 0          # a pipe (pytest's capture):
+    assert capsys.readouterr().err == ""                     # no bar at all
+
+
+def test_every_command_takes_quiet_and_verbose(capsys):
+    from spikedeploy.deploy.cli import build_parser
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name, command in commands.items():
+        options = {o for a in command._actions for o in a.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose"} <= options, name

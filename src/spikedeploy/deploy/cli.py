@@ -311,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="spikedeploy_out", help="output folder")
     p.add_argument("--samples", type=int, default=None,
                    help="test samples run on Lava (default: the whole test split)")
+    for command in sub.choices.values():
+        command.add_argument("-q", "--quiet", action="store_true",
+                             help="no progress bars (they only show on a terminal anyway)")
+        command.add_argument("-v", "--verbose", action="count", default=0,
+                             help="log what happens (-vv: debug detail, libraries included)")
     return parser
 
 
@@ -344,6 +349,20 @@ def _check_destinations(args) -> None:
             check_destination(value, folder)
 
 
+def _configure_output(args) -> None:
+    import logging
+
+    from ..progress import set_quiet
+    set_quiet(getattr(args, "quiet", False))
+    verbose = getattr(args, "verbose", 0)
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, force=True,
+                        format="spikedeploy: %(levelname)s: %(name)s: %(message)s")
+    if verbose == 1:          # -v: spikedeploy's own log; -vv: the libraries' too
+        logging.getLogger().setLevel(logging.WARNING)
+        logging.getLogger("spikedeploy").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import commands
@@ -353,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             previous[signum] = signal.signal(signum, _terminate)
     try:
         from ..limits import set_limit
+        _configure_output(args)
         set_limit(getattr(args, "max_memory", None))
         _check_destinations(args)
         commands.set_human_stream(sys.stderr if getattr(args, "json", None) == "-" else None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend
                    spike_counts)
 
 
+log = logging.getLogger(__name__)
 _human_stream = None      # None: stdout; stderr while stdout carries only JSON (--json -)
 
 
@@ -89,6 +91,7 @@ def _read_under_convention(args):
     from ..ir.conventions import apply_convention
     original = read_nir(args.graph)
     graph, choice = apply_convention(original, getattr(args, "convention", "auto"), args.dt)
+    log.info("%s: convention %s (%s)", args.graph, choice.name, choice.reason)
     notes = []
     if choice.name != "spikedeploy":
         notes = check_graph(original, dt=args.dt, backend="reference",

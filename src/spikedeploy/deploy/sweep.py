@@ -5,6 +5,7 @@ import numpy as np
 
 from ..energy.report import energy_report
 from ..ir.passes import scale_thresholds
+from ..progress import track
 from ..readout import accuracy, readout_values
 from .runs import run_backend, spike_counts
 
@@ -23,7 +24,7 @@ def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
     """
     readout = program.readout
     rows = []
-    for gamma in gammas:
+    for gamma in track(gammas, "sweep", unit="point"):
         scaled = scale_thresholds(program, float(gamma))
         result = run_backend(graph, scaled, batch, backend, precision)
         report = energy_report(result, profile=profile)

@@ -61,6 +61,7 @@ import numpy as np
 from ..errors import SpikedeployError
 from ..hw_sim.result import SimResult
 from ..ir.ops import NeuronOp, Op, Program, ReshapeOp
+from ..progress import track
 from .fanout import VARIANTS, connectivity, fanout, is_synaptic, tool_layer
 
 BINARY_VALUES = (0.0, 1.0)
@@ -400,7 +401,7 @@ def count_operations(result: SimResult) -> OperationCounts:
         raise SpikedeployError("the run has no time steps or no samples: nothing to count")
     records = _Records(result)
     synaptic, neurons = {}, {}
-    for op in result.program.ops.values():
+    for op in track(list(result.program.ops.values()), "counting", unit="layer"):
         if is_synaptic(op):
             synaptic[op.name] = count_synaptic(result, op, records)
         elif is_neuron_layer(op):

@@ -15,6 +15,8 @@ initial states do not act before a sample's first input arrives.
 """
 from __future__ import annotations
 
+import os
+
 from functools import cached_property
 
 import numpy as np
@@ -31,6 +33,7 @@ from ..ir.ops import Program
 from .lava_builders import BUILDERS, LavaBuild, lava_problem
 from .lava_procs.neuron.process import WindowedNeuron
 from .lava_procs.shift.process import Shift
+from .process_group import PROGRESS_ENV
 from .timing import schedule
 
 PRECISION_TAGS = {"float": "floating_pt", "fixed": "fixed_pt"}
@@ -143,6 +146,23 @@ def align_windows(raw: dict, lat: dict, n: int, window: int, num_steps: int,
     return records
 
 
+PROGRESS_CHUNKS = 20                         # reports per run when one is watched
+
+
+def _progress_reporter():
+    """A function writing the number of windows run to the file the caller named, or None."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return None
+
+    def report(done: int) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(str(done))
+        os.replace(tmp, path)
+    return report
+
+
 def run_windows(runner, cfg, n: int, window: int, buffers: dict) -> None:
     """Run n windows; ``buffers``: activation-buffer Var -> window position before which it
     is zeroed in every window.
@@ -154,12 +174,21 @@ def run_windows(runner, cfg, n: int, window: int, buffers: dict) -> None:
     those two steps, as a Loihi host resets state between samples, makes the
     run the graph's. Without such buffers the whole run is one call.
     """
+    report = _progress_reporter()
     if not buffers:
-        runner.run(condition=RunSteps(num_steps=n * window), run_cfg=cfg)
+        # In chunks only when someone watches: each run call costs a synchronisation.
+        chunk = n if report is None else max(1, -(-n // PROGRESS_CHUNKS))
+        for first in range(0, n, chunk):
+            count = min(chunk, n - first)
+            runner.run(condition=RunSteps(num_steps=count * window), run_cfg=cfg)
+            if report is not None:
+                report(first + count)
         return
     stops = sorted(set(buffers.values()))
     done = 0
     for k in range(n):
+        if report is not None:
+            report(k)
         for pos in stops:
             target = k * window + pos
             if target > done:

@@ -9,6 +9,7 @@ after a failure, the shared-memory segments it created are removed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -25,9 +26,12 @@ from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.lowering import lower
 from ..ir.ops import Program
-from .process_group import OWNER_FILE, SCRATCH_FILE, teardown_group
+from ..progress import bar
+from .process_group import OWNER_FILE, PROGRESS_ENV, SCRATCH_FILE, teardown_group
 from .reference import as_input_dict
 from .result import SimResult
+
+log = logging.getLogger(__name__)
 
 def _default_timeout(num_ops: int, total_steps: int) -> float:
     # ~0.15 ms per process model per step measured here; generous margin.
@@ -77,8 +81,11 @@ def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
         if timeout is None:
             timeout = _default_timeout(len(program.ops), n * (num_steps + 16))
         started = time.perf_counter()
-        _run_worker(job, timeout)
+        log.info("Lava %s job: %d samples x %d steps, %d ops, time limit %.0f s", kind, n,
+                 num_steps, len(program.ops), timeout)
+        _run_worker(job, timeout, n)
         elapsed = time.perf_counter() - started
+        log.info("Lava %s job finished in %.1f s", kind, elapsed)
         with np.load(job / "result.npz") as f:
             records = {name: f[name] for name in f.files if name != "__latency__"}
             latency = int(f["__latency__"])
@@ -88,7 +95,30 @@ def run_lava_job(kind: str, program: Program, fixed, data: dict, precision: str,
 JOB_PREFIX = "spikedeploy-lava-"
 
 
-def _run_worker(job: Path, timeout: float) -> None:
+PROGRESS_FILE = "progress"
+
+
+def _wait_showing_progress(proc, timeout: float, progress: Path, windows: int) -> None:
+    """Wait for the worker, showing the sample windows it reports (TimeoutExpired past
+    ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    with bar(windows, "Lava", unit="sample") as shown:
+        while True:
+            try:
+                proc.wait(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
+            try:
+                done = int(progress.read_text() or 0)
+            except (OSError, ValueError):
+                continue
+            if done > shown.n:
+                shown.update(done - shown.n)
+
+
+def _run_worker(job: Path, timeout: float, windows: int = 0) -> None:
     """Run the worker in its own session and tear its whole group down afterwards.
 
     The worker inherits the read end of a pipe whose write end only this
@@ -101,7 +131,7 @@ def _run_worker(job: Path, timeout: float) -> None:
     scratch = _scratch_dir(job)
     log = open(job / "worker.log", "wb")
     watch_read, watch_write = os.pipe()
-    env = dict(os.environ, TMPDIR=str(scratch))
+    env = dict(os.environ, TMPDIR=str(scratch), **{PROGRESS_ENV: str(job / PROGRESS_FILE)})
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "spikedeploy.hw_sim.lava_worker", str(job), str(watch_read)],
@@ -111,7 +141,7 @@ def _run_worker(job: Path, timeout: float) -> None:
         os.close(watch_read)
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
+        _wait_showing_progress(proc, timeout, job / PROGRESS_FILE, windows)
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:

@@ -20,6 +20,7 @@ from pathlib import Path
 SHM_DIR = Path("/dev/shm")
 OWNER_FILE = "owner.pid"         # in a run's folders: the pid of the process that made them
 SCRATCH_FILE = "scratch"         # in the job folder: the path of the worker's scratch folder
+PROGRESS_ENV = "SPIKEDEPLOY_PROGRESS_FILE"   # where a worker reports the sample windows it ran
 
 
 def group_members(pgid: int) -> list[int]:

@@ -20,6 +20,7 @@ from ..ir.op_table import OpTable
 from ..ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
                       ReshapeOp, ScaleOp, SynapticOp, ThresholdOp)
 from ..ir.semantics import neuron_step, require_step_gains
+from ..progress import track
 from .result import SimResult
 
 FLOAT_RUNNERS: OpTable = OpTable("float reference runner", backend="reference-float")
@@ -256,7 +257,7 @@ def simulate(program: Program, inputs, precision: str = "float",
     neurons = [name for name, op in program.ops.items() if isinstance(op, NeuronOp)]
     voltages = ({name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in neurons}
                 if record_voltages else {})
-    for t in range(num_steps):
+    for t in track(range(num_steps), f"reference {precision}", unit="step"):
         cur: dict[str, np.ndarray] = {}
         for name, op in program.ops.items():
             if isinstance(op, InputOp):

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import SpikedeployError
 from ..metadata import DEFAULT_DT
+from ..progress import track
 from ..readout import predictions
 from .data import DigitsSplit, direct_encode, load_digits_split
 from .neurons import reset_state
@@ -75,7 +76,7 @@ def adam_epochs(model: nn.Module, num_samples: int, batch_loss, epochs: int, bat
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
-    for _ in range(epochs):
+    for _ in track(range(epochs), "training", unit="epoch"):
         order = rng.permutation(num_samples)
         batch_losses = []
         for first in range(0, num_samples, batch_size):

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import SpikedeployError
 from ..metadata import DEFAULT_DT, ENCODINGS
+from ..progress import track
 from ..readout import predictions
 from .data import DigitsSplit, direct_encode, encode, load_digits_split, rate_encode
 from .mlp import build_mlp
@@ -114,7 +115,7 @@ def train(config: TrainConfig | None = None, data: DigitsSplit | None = None) ->
 
     epoch_losses = []
     model.train()
-    for _ in range(config.epochs):
+    for _ in track(range(config.epochs), "training", unit="epoch"):
         order = rng.permutation(len(x_train))
         losses = []
         for first in range(0, len(order), config.batch_size):
