@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stamps
 
 .PHONY: demo test test-quick setup bench clean
 
-setup: $(STAMP)/package
+setup: $(STAMP)/lava
 
 $(STAMP)/venv:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,15 @@ $(STAMP)/torch: $(STAMP)/venv
 	$(PIP) install --quiet torch==2.13.0
 	touch $@
 
-# Lava declares Python <3.11 and pins old torch/numpy: install it without
-# its dependencies; pyproject.toml lists what it really needs.
-$(STAMP)/lava: $(STAMP)/torch
-	$(PIP) install --quiet --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+$(STAMP)/package: $(STAMP)/torch pyproject.toml
+	$(PIP) install --quiet -e ".[test]"
 	touch $@
 
-$(STAMP)/package: $(STAMP)/lava pyproject.toml
-	$(PIP) install --quiet -e ".[test]"
+# Lava declares Python <3.11 and pins old torch/numpy: `spikedeploy install-lava`
+# installs it without its declared dependencies, plus what it really needs (the
+# same command users run; see README).
+$(STAMP)/lava: $(STAMP)/package
+	$(VENV)/bin/spikedeploy install-lava --quiet
 	touch $@
 
 # Test-only tools: neurobench and sinabs for the energy cross-checks; sinabs,
@@ -37,7 +38,7 @@ $(STAMP)/package: $(STAMP)/lava pyproject.toml
 # neurobench pulls torchaudio/numba, Norse pulls a CUDA torch: all go in
 # without their dependencies (their real needs are listed), so torch, numpy
 # and nir stay as installed above.
-$(STAMP)/crosscheck: $(STAMP)/package
+$(STAMP)/crosscheck: $(STAMP)/lava
 	$(PIP) install --quiet --no-deps neurobench==2.3.0 sinabs==3.1.3
 	$(PIP) install --quiet tqdm pbr nirtorch==2.6 matplotlib
 	$(PIP) install --quiet --no-deps norse==1.1.0 rockpool==3.1.0

@@ -307,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="45nm", help="energy profile (as for 'energy')")
     _add_json(p)
 
+    sub.add_parser("install-lava", help="install Lava and lava-dl into this environment",
+                   description="lava-nc 0.10 declares Python < 3.11, so pip will not install it "
+                               "as a dependency: this runs pip to install it and lava-dl 0.6 "
+                               "without their declared dependencies, plus what they really need "
+                               "(networkx <= 2.8.7, asteval < 0.10), as the Makefile does.")
+
     p = sub.add_parser("demo", help="train -> export -> Lava float/fixed -> energy on digits")
     p.add_argument("--out", default="spikedeploy_out", help="output folder")
     p.add_argument("--samples", type=int, default=None,
@@ -376,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         set_limit(getattr(args, "max_memory", None))
         _check_destinations(args)
         commands.set_human_stream(sys.stderr if getattr(args, "json", None) == "-" else None)
-        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+        return int(getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args) or 0)
     except SpikedeployError as exc:
         print(f"spikedeploy: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -567,3 +567,12 @@ def cmd_sweep(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(Path(args.out), samples=args.samples, say=_say)
+
+
+def cmd_install_lava(args) -> int:
+    from ..hw_sim.lava_install import install_lava
+    code = install_lava(say=_say, quiet=args.quiet)
+    if code:
+        raise SpikedeployError(f"pip exited with code {code} while installing Lava")
+    _say("Lava installed: spikedeploy check model.nir lists the Lava backends")
+    return 0

@@ -33,7 +33,8 @@ from ..ir.conventions import Choice, apply_convention, convention_notes
 from ..ir.producers import Note
 from ..metadata import (DEFAULT_DT, DT, NUM_STEPS, TSM_GAIN, metadata_value,
                         run_metadata_problems)
-from .lava_builders import lava_problem
+from .lava_builders import lava_problem as lava_op_problem
+from .lava_install import lava_problem
 from .loihi2.netx_file import netx_chain, netx_problems
 from .loihi2.target import BACKENDS as LOIHI2_TARGETS   # always fixed point
 from .loihi2.target import loihi2_problems, prepare
@@ -202,6 +203,10 @@ def check_graph(path_or_graph, dt: float | None = None, backend: str = "lava",
                                        f"({', '.join(flat.inputs)}): the command line feeds one "
                                        "input array; run it from Python with a dict by input name"))
     report.producer, report.notes = convention_notes(original, report.convention, dt)
+    if report.target != "reference-float" and not report.target.startswith("reference"):
+        missing = lava_problem(netx=report.target == "netx")
+        if missing:
+            report.problems.append(Problem("<request>", "lava", missing, report.target))
     # an invalid parameter (NaN, zero tau) is reported as a problem; numpy's warnings about
     # computing with it would only repeat that, so they are silenced here
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -337,7 +342,7 @@ def _check_backends(program: Program, report, input_scale) -> None:
         add(exc, "reference-fixed")
     # Lava: the builders' table and static checks, then the timing.
     for op in program.ops.values():
-        exc = lava_problem(program, op)
+        exc = lava_op_problem(program, op)
         if exc is not None:
             add(exc, "lava-float")
     found = []
