@@ -138,3 +138,14 @@ def test_every_command_takes_quiet_and_verbose(capsys):
     for name, command in commands.items():
         options = {o for a in command._actions for o in a.option_strings}
         assert {"-q", "--quiet", "-v", "--verbose"} <= options, name
+
+
+def test_one_output_flag_with_the_old_names_as_aliases(graph, tmp_path):
+    for flag in ("-o", "--out", "--save"):
+        out = tmp_path / f"s{flag.strip('-')}.npz"
+        assert main(["simulate", str(graph), "--samples", "2", flag, str(out)]) == 0
+        assert np.load(out)["output"].shape[1] == 2
+    for flag in ("-o", "--out"):
+        folder = tmp_path / f"e{flag.strip('-')}"
+        assert main(["energy", str(graph), "--samples", "2", flag, str(folder)]) == 0
+        assert (folder / "report.json").exists()

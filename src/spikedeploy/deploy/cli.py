@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["float", "fixed"], default=None,
                    help="float (default) or fixed; loihi2 and netx are always fixed")
     _add_json(p)
-    p.add_argument("--save", default=None, help="write output and per-layer spikes: .npz, or "
+    p.add_argument("-o", "--out", "--save", dest="save", default=None, metavar="FILE",
+                   help="write output and per-layer spikes: .npz, or "
                    ".nir for NIR's data format (NIRGraphData)")
 
     p = sub.add_parser("energy", help="per-layer operations and energy report")
@@ -235,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulator whose spikes are counted (the counts are the same)")
     p.add_argument("--precision", choices=["float", "fixed"], default="float")
     _add_json(p)
-    p.add_argument("--out", default=None,
+    p.add_argument("-o", "--out", default=None, metavar="DIR",
                    help="directory to write report.json, report.csv, report.html and the "
                         "resource map to (default: none written)")
     p.add_argument("--profile", default="45nm",
@@ -314,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(networkx <= 2.8.7, asteval < 0.10), as the Makefile does.")
 
     p = sub.add_parser("demo", help="train -> export -> Lava float/fixed -> energy on digits")
-    p.add_argument("--out", default="spikedeploy_out", help="output folder")
+    p.add_argument("-o", "--out", default="spikedeploy_out", metavar="DIR", help="output folder")
     p.add_argument("--samples", type=int, default=None,
                    help="test samples run on Lava (default: the whole test split)")
     for command in sub.choices.values():
