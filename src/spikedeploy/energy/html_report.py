@@ -14,6 +14,7 @@ from html import escape
 
 import numpy as np
 
+from .columns import COLUMN_HEADINGS
 from .fanout import VARIANT_LABELS
 from .model import COMPONENTS
 
@@ -313,9 +314,7 @@ def render_html(report) -> str:
     cols = ["layer", "type", "neurons", "synapses", "input_spikes", "output_spikes",
             "firing_rate", "synops_ac", "macs", "macs_dense", "bias_adds", "active_updates",
             "inactive_updates", "energy_pj"]
-    heads = ["layer", "type", "neurons", "synapses", "input events", "output spikes",
-             "firing rate", "synops (AC)", "eff. MACs", "dense MACs", "bias adds",
-             "active upd.", "inactive upd.", "energy pJ"]
+    heads = [COLUMN_HEADINGS[c] for c in cols]
     totals = report.to_dict()["totals"]["per_inference"]
     layer_table = _table(heads, [[r.get(c) for c in cols] for r in rows + [totals]], left_cols=2)
 

@@ -44,6 +44,7 @@ from .conventions import DEFINITIONS as TOOL_DEFINITIONS
 from .conventions import all_conventions
 from .counts import NeuronCounts, OperationCounts, SynapticCounts, count_operations, \
     is_neuron_layer
+from .columns import COLUMN_HEADINGS
 from .fanout import VARIANT_LABELS, VARIANTS, is_synaptic
 from .model import (ANN_DEFINITION, ANN_PER_PASS_DEFINITION, COMPONENTS, DEFAULT_PROFILE,
                     SNN_DEFINITION, EnergyProfile, ann_energy, ann_macs, check_memory,
@@ -53,13 +54,9 @@ SCHEMA = "spikedeploy.energy/2"
 DEFAULT_VARIANT = "nonzero"
 
 # (key, table header): table columns, in order; CSV adds the columns after them
-COLUMNS = [
-    ("layer", "layer"), ("type", "type"), ("neurons", "neurons"), ("synapses", "synapses"),
-    ("input_spikes", "input spikes"), ("output_spikes", "output spikes"),
-    ("firing_rate", "firing rate"), ("synops_ac", "synops(AC)"), ("macs", "MACs"),
-    ("bias_adds", "bias adds"), ("active_updates", "active upd"),
-    ("energy_pj", "energy pJ"),
-]
+COLUMNS = [(key, COLUMN_HEADINGS[key]) for key in (
+    "layer", "type", "neurons", "synapses", "input_spikes", "output_spikes", "firing_rate",
+    "synops_ac", "macs", "bias_adds", "active_updates", "energy_pj")]
 CSV_EXTRA = ["kind", "synapses_nonzero", "ops_nonzero_weights", "ops_all_synapses",
              "macs_dense", "neuron_updates", "inactive_updates", "activation_sparsity",
              "energy_synaptic_pj", "energy_bias_pj", "energy_neuron_pj", "energy_spike_pj",
@@ -321,14 +318,7 @@ class EnergyReport:
     def to_table(self) -> str:
         scale = 1.0 / self.num_samples
         rows = self.per_inference_rows() + [self._totals(scale)]
-        cells = [[h for _, h in COLUMNS]] + [[_cell(k, r[k]) for k, _ in COLUMNS] for r in rows]
-        widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-
-        def fmt(line):
-            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(line, widths))).rstrip()
-
-        rule = "-" * len(fmt(cells[0]))
+        table = _terminal_table(rows)
         p = self.profile
         ratio = "n/a" if self.ratio is None else f"{self.ratio:.4f}"
         br = self.energy_breakdown_pj
@@ -343,7 +333,7 @@ class EnergyReport:
             f"{self.backend or '?'} {self.precision or ''} run; fan-out: "
             f"{VARIANT_LABELS[self.variant]}; profile {p.name}: E_AC {p.e_ac_pj:g} pJ, "
             f"E_MAC {p.e_mac_pj:g} pJ)",
-            fmt(cells[0]), rule, *(fmt(line) for line in cells[1:-1]), rule, fmt(cells[-1]), "",
+            table, "",
             "SNN energy by term (pJ per inference): " + ", ".join(
                 f"{k} {br[k]:,.1f}" for k in COMPONENTS if k != "memory")
             + (f", memory {br['memory']:,.1f}" if self.memory else ", memory term off"),
@@ -362,7 +352,7 @@ class EnergyReport:
             f"  fr x T x FLOPs (syops/Spikformer/SDM): SOP {sy['sop_total']:,.1f}, graded-layer "
             f"FLOPs {sy['flops_graded']:,}, energy {sy['energy_pj']:,.1f} pJ",
         ]
-        return "\n".join(lines)
+        return "\n".join(_fit(line) for line in lines)
 
     __str__ = to_table
 
@@ -519,6 +509,44 @@ def _jsonable(obj):
     if isinstance(obj, (bool, str)) or obj is None:
         return obj
     return _num(obj)
+
+
+TABLE_WIDTH = 100           # terminal tables fit 100 columns: rich wraps cells to fit
+
+
+def _fit(text: str) -> str:
+    """A report line wrapped to TABLE_WIDTH (the table itself already fits)."""
+    import textwrap
+    if "\n" in text or len(text) <= TABLE_WIDTH:
+        return text
+    indent = " " * (len(text) - len(text.lstrip()) + 2)
+    return textwrap.fill(text, TABLE_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def _terminal_table(rows: list[dict]) -> str:
+    """The per-layer rows (the last one the total) as a table at most TABLE_WIDTH wide."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0),
+                  show_edge=False)
+    for i, (key, head) in enumerate(COLUMNS):
+        words = head.split(" ")          # two-line headers keep numeric columns narrow
+        title = head if len(words) == 1 else " ".join(words[:-1]) + "\n" + words[-1]
+        if i == 0:                           # the layer's name stays whole
+            table.add_column(title, justify="left", no_wrap=True)
+        elif i == 1:
+            table.add_column(title, justify="left", overflow="fold", min_width=6)
+        else:
+            table.add_column(title, justify="right", no_wrap=True)
+    for j, row in enumerate(rows):
+        table.add_row(*(_cell(k, row[k]) for k, _ in COLUMNS), end_section=j == len(rows) - 2)
+    buf = io.StringIO()
+    Console(file=buf, width=TABLE_WIDTH, color_system=None, force_terminal=False,
+            legacy_windows=False, emoji=False, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
 
 
 def _cell(key: str, value) -> str:
