@@ -45,10 +45,17 @@ $(STAMP)/crosscheck: $(STAMP)/lava
 	$(PIP) install --quiet --no-deps nengo==4.1.0 nengo-loihi==1.1.0
 	touch $@
 
+# Debian's Chromium for the report's headless-browser test (skips, saying so, where apt-get
+# cannot install it).
+$(STAMP)/browser:
+	command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 || \
+		echo "no chromium: tests/energy/test_html_in_browser.py will skip"
+	mkdir -p $(STAMP) && touch $@
+
 demo: setup
 	$(VENV)/bin/spikedeploy demo
 
-test: setup $(STAMP)/crosscheck
+test: setup $(STAMP)/crosscheck $(STAMP)/browser
 	$(PY) -m pytest -q
 
 test-quick: setup $(STAMP)/crosscheck

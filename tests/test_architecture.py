@@ -220,6 +220,8 @@ GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
 
 def _stage(module: str) -> str | None:
+    if module == "spikedeploy.__main__":       # `python -m spikedeploy`: the CLI's entry point
+        return "deploy"
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in STAGES else None
 

@@ -86,3 +86,13 @@ def test_demo_command_writes_every_artifact(tmp_path):
     assert summary["lava_float_accuracy"] == summary["snntorch_accuracy"]
     assert summary["netx_bit_exact_with_target_reference"] and summary["loihi2_cores"] >= 2
     assert "snnTorch accuracy" in proc.stdout and "energy per inference" in proc.stdout
+    # the report: provenance, accuracy per backend, float and fixed point side by side
+    report = json.loads((out / "report.json").read_text())
+    assert report["provenance"]["input SHA-256"] and "demo" in report["provenance"]["command"]
+    assert set(report["accuracy"]) == {"snnTorch", "float", "fixed", "Loihi 2 netx"}
+    assert set(report["comparison"]) == {"float", "fixed"}
+    assert report["comparison"]["fixed"]["accuracy"] == summary["lava_fixed_accuracy"]
+    html = (out / "report.html").read_text()
+    for text in ("Provenance", "input SHA-256", "accuracy, fixed", "accuracy, snnTorch",
+                 "Float and fixed point side by side", "dead", "label"):
+        assert text in html, text

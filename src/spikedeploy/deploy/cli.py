@@ -371,6 +371,8 @@ def _configure_output(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import provenance
+    provenance.COMMAND_LINE = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from . import commands
     previous = {}

@@ -313,6 +313,11 @@ def cmd_energy(args) -> int:
     result = run_backend(graph, program, batch, args.backend, args.precision)
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
+    from .provenance import describe_sample, provenance, run_accuracy
+    report.provenance = provenance(args.graph)
+    acc = run_accuracy(result, batch, program.readout)
+    report.accuracy = {} if acc is None else {f"{args.backend} {args.precision}": acc}
+    report.sample = describe_sample(result, batch, program.readout)
     _say(report.to_table())
     _say(describe_convention(program.metadata))
     hw = report.to_dict()["hardware"]

@@ -77,6 +77,15 @@ def run_demo(out: Path, samples: int | None, say=print) -> int:
 
     say("[6/6] energy report (spikes from the Lava float run) and Loihi 2 resource map ...")
     report = energy_report(lava_float, chip="loihi2")
+    from .provenance import describe_sample, provenance
+    readout = program.readout
+    report.provenance = provenance(out / "model.nir", checkpoint=str(out / "checkpoint"))
+    report.accuracy = {name: accuracy(run.output(), batch.labels, readout) for name, run in
+                       (("snnTorch", snn), ("float", lava_float), ("fixed", lava_fixed),
+                        ("Loihi 2 netx", netx))}
+    report.sample = describe_sample(lava_float, batch, readout)
+    report.companions = {"fixed": energy_report(lava_fixed)}
+    report.companions["fixed"].accuracy = {"fixed": report.accuracy["fixed"]}
     report.write(out)
     say(report.to_table())
 

@@ -157,6 +157,8 @@ class NeuronCounts:
     biased_neurons: int = 0               # neurons with a non-zero bias
     raster: np.ndarray | None = None      # (T, k) bool: spikes of sample 0, k neurons
     raster_index: np.ndarray | None = None  # which neurons the raster shows
+    neuron_rates: np.ndarray | None = None  # per neuron: spiking steps / (T x N), for dead or
+    #                                         saturated units
 
     def __post_init__(self):
         if self.active is None:
@@ -367,10 +369,11 @@ def _raster_index(size: int) -> np.ndarray:
 def count_neurons(result: SimResult, op: Op, records: _Records | None = None) -> NeuronCounts:
     records = records or _Records(result)
     num_steps, n = result.num_steps, result.num_samples
-    spikes = raster = index = None
+    spikes = raster = index = rates = None
     if _spiking(op):
         x = records.get(op.name)
         spikes = np.count_nonzero(x.reshape(num_steps, -1), axis=1).astype(np.int64)
+        rates = np.count_nonzero(x.reshape(num_steps * n, -1), axis=0) / float(num_steps * n)
         index = _raster_index(op.size)
         raster = x[:, 0, :][:, index] != 0
     bias = np.zeros(op.size)
@@ -390,7 +393,8 @@ def count_neurons(result: SimResult, op: Op, records: _Records | None = None) ->
                         neurons=op.size, spikes=spikes, num_samples=n, num_steps=num_steps,
                         active=active.reshape(num_steps, -1).sum(axis=1).astype(np.int64),
                         bias_adds=np.full(num_steps, n_biased * n, np.int64),
-                        biased_neurons=n_biased, raster=raster, raster_index=index)
+                        biased_neurons=n_biased, raster=raster, raster_index=index,
+                        neuron_rates=rates)
 
 
 def count_operations(result: SimResult) -> OperationCounts:

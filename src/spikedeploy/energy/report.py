@@ -153,6 +153,13 @@ class EnergyReport:
     precision: str = ""
     memory: bool = False
     resources: object = None          # hw_sim.loihi2.resources.ResourceMap of the same run
+    # What the caller knows about the run, recorded in report.json and the HTML page:
+    provenance: dict = field(default_factory=dict)   # input file and SHA-256, versions, command,
+    #                                                  date, convention
+    accuracy: dict = field(default_factory=dict)     # backend -> test accuracy
+    sample: dict = field(default_factory=dict)       # sample 0: label, prediction, input raster
+    companions: dict = field(default_factory=dict)   # another precision's report of the same
+    #                                                  inputs (the demo's fixed-point run)
     rows: list[LayerRow] = field(init=False)
 
     def __post_init__(self):
@@ -374,6 +381,10 @@ class EnergyReport:
             "num_samples": n, "num_steps": self.num_steps,
             "dt": self.counts.program.dt,
             "convention": recorded_convention(self.counts.program.metadata),
+            "provenance": _jsonable(self.provenance), "accuracy": _jsonable(self.accuracy),
+            "sample": _jsonable({k: v for k, v in self.sample.items() if k != "input_raster"}),
+            "comparison": {name: _summary(other) for name, other in
+                           {**{self.precision or "this run": self}, **self.companions}.items()},
             "threshold_scale": self.counts.program.threshold_scale,
             "variant": self.variant, "variant_label": VARIANT_LABELS[self.variant],
             "memory_term": self.memory,
@@ -499,6 +510,17 @@ class EnergyReport:
 
 
 RESOURCE_FILES = ("resources.html", "resources.csv")
+
+
+def _summary(report: "EnergyReport") -> dict:
+    """The headline numbers of a run, for side-by-side comparison (float vs fixed)."""
+    spikes = sum(float(c.spikes.sum()) for c in report.counts.neurons.values() if c.spiking)
+    return {"backend": report.backend, "precision": report.precision,
+            "snn_energy_pj": _num(report.total_energy_pj),
+            "ratio_snn_to_ann": None if report.ratio is None else _num(report.ratio),
+            "firing_rate": None if report.firing_rate is None else _num(report.firing_rate),
+            "spikes_per_inference": _num(spikes / max(1, report.num_samples)),
+            "accuracy": report.accuracy.get(report.precision) if report.accuracy else None}
 
 
 def _jsonable(obj):
