@@ -149,3 +149,26 @@ def test_one_output_flag_with_the_old_names_as_aliases(graph, tmp_path):
         folder = tmp_path / f"e{flag.strip('-')}"
         assert main(["energy", str(graph), "--samples", "2", flag, str(folder)]) == 0
         assert (folder / "report.json").exists()
+
+
+def test_exit_codes_by_class_of_outcome(graph, tmp_path, capsys, monkeypatch):
+    from spikedeploy.deploy import commands
+    assert main(["simulate", str(graph), "--samples", "2"]) == 0               # success
+    bad = tmp_path / "bad.nir"
+    bad.write_text("not hdf5")
+    assert main(["simulate", str(bad)]) == 2                                   # bad input
+    with pytest.raises(SystemExit) as usage:
+        main(["simulate", str(graph), "--samples", "many"])
+    assert usage.value.code == 2                                               # usage
+    g = mlp_graph(np.random.default_rng(0), sizes=(64, 8, 10))
+    g.nodes["lif1"].tau[0] = -1.0
+    refused = tmp_path / "refused.nir"
+    nir.write(refused, g)
+    assert main(["check", str(refused)]) == 1                                  # check failed
+    assert main(["verify", str(graph), "--samples", "2", "--no-lava"]) == 1    # verify failed
+
+    def bug(args):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(commands, "cmd_simulate", bug)
+    assert main(["simulate", str(graph)]) == 3                                 # internal error
+    assert "internal error: RuntimeError: a bug" in capsys.readouterr().err

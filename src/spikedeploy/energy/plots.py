@@ -13,7 +13,8 @@ import numpy as np
 
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac"]
-LOG_SPAN = 100.0             # max / min of the positive values above which an axis is log
+LOG_SPAN = 100.0             # bars: max / min of the positive values above which the axis is log
+LINE_LOG_SPAN = 10.0         # lines: a decade apart already squashes the lower one flat
 WIDTH_IN = 7.6               # inches at 100 dpi: 760 px, scaled down by the page's CSS
 
 
@@ -38,9 +39,11 @@ def _svg(fig) -> str:
                   count=1)
 
 
-def _log_if_wide(values) -> bool:
-    v = np.asarray([x for x in np.ravel(values) if x is not None and x > 0], np.float64)
-    return v.size > 1 and v.max() / v.min() > LOG_SPAN
+def _log_if_wide(values, span: float = LOG_SPAN) -> bool:
+    v = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in values]) if len(values) \
+        else np.zeros(0)
+    v = v[np.isfinite(v) & (v > 0)]
+    return v.size > 1 and v.max() / v.min() > span
 
 
 def _drawn(series):
@@ -58,8 +61,7 @@ def hbar(categories, series, title, xlabel, stacked=False) -> str:
     y = np.arange(len(categories))
     left = np.zeros(len(categories))
     bar_h = 0.7 if stacked else 0.8 / len(series)
-    totals = left + sum(v for _, v in series) if stacked else None
-    log = _log_if_wide(totals if stacked else [v for _, v in series])
+    log = not stacked and _log_if_wide([v for _, v in series])   # stacked bars stay linear
     for i, (label, values) in enumerate(series):
         if stacked:
             ax.barh(y, values, left=left, height=bar_h, label=label,
@@ -88,7 +90,7 @@ def lines(series, title, xlabel, ylabel) -> str:
     for i, (label, values) in enumerate(series):
         ax.plot(np.arange(len(values)), values, label=label, color=PALETTE[i % len(PALETTE)],
                 linewidth=1.4)
-    if _log_if_wide([v for _, v in series]):
+    if _log_if_wide([v for _, v in series], LINE_LOG_SPAN):
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_xlabel(xlabel)

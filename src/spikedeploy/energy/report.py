@@ -40,6 +40,7 @@ from ..fileio import write_text
 from ..hw_sim.result import SimResult
 from ..ir.conventions import recorded_convention
 from ..ir.ops import Program
+from ..tables import fit_lines, terminal_table
 from .conventions import DEFINITIONS as TOOL_DEFINITIONS
 from .conventions import all_conventions
 from .counts import NeuronCounts, OperationCounts, SynapticCounts, count_operations, \
@@ -359,7 +360,7 @@ class EnergyReport:
             f"  fr x T x FLOPs (syops/Spikformer/SDM): SOP {sy['sop_total']:,.1f}, graded-layer "
             f"FLOPs {sy['flops_graded']:,}, energy {sy['energy_pj']:,.1f} pJ",
         ]
-        return "\n".join(_fit(line) for line in lines)
+        return fit_lines("\n".join(lines))
 
     __str__ = to_table
 
@@ -533,42 +534,13 @@ def _jsonable(obj):
     return _num(obj)
 
 
-TABLE_WIDTH = 100           # terminal tables fit 100 columns: rich wraps cells to fit
-
-
-def _fit(text: str) -> str:
-    """A report line wrapped to TABLE_WIDTH (the table itself already fits)."""
-    import textwrap
-    if "\n" in text or len(text) <= TABLE_WIDTH:
-        return text
-    indent = " " * (len(text) - len(text.lstrip()) + 2)
-    return textwrap.fill(text, TABLE_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _terminal_table(rows: list[dict]) -> str:
-    """The per-layer rows (the last one the total) as a table at most TABLE_WIDTH wide."""
-    import io
-
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0),
-                  show_edge=False)
-    for i, (key, head) in enumerate(COLUMNS):
-        words = head.split(" ")          # two-line headers keep numeric columns narrow
-        title = head if len(words) == 1 else " ".join(words[:-1]) + "\n" + words[-1]
-        if i == 0:                           # the layer's name stays whole
-            table.add_column(title, justify="left", no_wrap=True)
-        elif i == 1:
-            table.add_column(title, justify="left", overflow="fold", min_width=6)
-        else:
-            table.add_column(title, justify="right", no_wrap=True)
-    for j, row in enumerate(rows):
-        table.add_row(*(_cell(k, row[k]) for k, _ in COLUMNS), end_section=j == len(rows) - 2)
-    buf = io.StringIO()
-    Console(file=buf, width=TABLE_WIDTH, color_system=None, force_terminal=False,
-            legacy_windows=False, emoji=False, highlight=False).print(table)
-    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
+    """The per-layer rows (the last one the total) at most TABLE_WIDTH wide."""
+    return terminal_table([head for _, head in COLUMNS],
+                          [[_cell(k, row[k]) for k, _ in COLUMNS] for row in rows],
+                          text_cols=2, whole_cols=1, section_before_last=True)
 
 
 def _cell(key: str, value) -> str:

@@ -31,6 +31,7 @@ from ..ir.ops import Program
 from ..ir.passes import fold_biases
 from ..ir.conventions import Choice, apply_convention, convention_notes
 from ..ir.producers import Note
+from ..tables import fit_lines, terminal_table
 from ..metadata import (DEFAULT_DT, DT, NUM_STEPS, TSM_GAIN, metadata_value,
                         run_metadata_problems)
 from .lava_builders import lava_problem as lava_op_problem
@@ -130,12 +131,11 @@ class CheckReport:
         elif self.lava_latency is not None:
             lines.append(f"Lava pipeline latency: {self.lava_latency} steps (aligned away)")
         if self.nodes:
-            width = max(len(n.name) for n in self.nodes)
-            lines.append(f"{'node'.ljust(width)}  {'type':<10} {'in':<14} {'out':<14} backends")
-            for n in self.nodes:
-                ok = ",".join(b for b in BACKENDS if n.backends.get(b)) or "-"
-                lines.append(f"{n.name.ljust(width)}  {n.type:<10} {_shape(n.input_shape):<14} "
-                             f"{_shape(n.output_shape):<14} {ok}")
+            lines.append(terminal_table(
+                ["node", "type", "in", "out", "backends"],
+                [[n.name, n.type, _shape(n.input_shape), _shape(n.output_shape),
+                  ", ".join(b for b in BACKENDS if n.backends.get(b)) or "-"]
+                 for n in self.nodes], text_cols=5, whole_cols=4))
         if self.target in LOIHI2_TARGETS and self.target_notes:
             lines += [f"loihi2 pass: {note}" for note in self.target_notes]
         if self.problems:
@@ -146,7 +146,7 @@ class CheckReport:
             lines.append(f"{len(self.notes)} note(s){who}: what the file does not say, "
                          "and what was assumed:")
             lines += [f"  {n}" for n in self.notes]
-        return "\n".join(lines)
+        return fit_lines("\n".join(lines))
 
 
 def _shape(s) -> str:

@@ -154,7 +154,11 @@ def _run_worker(job: Path, timeout: float, windows: int = 0) -> None:
     if timed_out:
         raise SpikedeployError(f"Lava run exceeded its {timeout:.0f} s time limit and was killed")
     if (job / "error.txt").exists():
-        raise SpikedeployError((job / "error.txt").read_text().strip())
+        text = (job / "error.txt").read_text().strip()
+        if "ModuleNotFoundError" in text or "ImportError" in text:   # a broken Lava install
+            from .lava_install import INSTALL_HINT
+            text += f" (Lava is installed but cannot be imported: {INSTALL_HINT})"
+        raise SpikedeployError(text)
     if proc.returncode != 0 or not (job / "result.npz").exists():
         tail = (job / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
         raise SpikedeployError(f"Lava worker exited with code {proc.returncode}: "
