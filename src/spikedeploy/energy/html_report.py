@@ -220,8 +220,10 @@ def render_html(report) -> str:
         comparison = data["comparison"]
         keys = ["backend", "precision", "snn_energy_pj", "ratio_snn_to_ann", "firing_rate",
                 "spikes_per_inference", "accuracy"]
+        names = {"snn_energy_pj": "SNN energy pJ", "ratio_snn_to_ann": "SNN / ANN",
+                 "spikes_per_inference": "spikes per inference"}
         parts += ["<h2>Float and fixed point side by side</h2>", _scroll(_table(
-            ["run"] + [k.replace("_", " ") for k in keys],
+            ["run"] + [names.get(k, k.replace("_", " ")) for k in keys],
             [[name] + [v.get(k) for k in keys] for name, v in comparison.items()],
             left_cols=3))]
     parts.append("<h2>Figures</h2>")
