@@ -16,20 +16,28 @@ def terminal_table(headers, rows, text_cols: int = 1, whole_cols: int = 1,
     from rich.console import Console
     from rich.table import Table
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0), show_edge=False)
+    titles, fixed = [], 0
     for i, head in enumerate(headers):
         words = head.split(" ")
         title = head if len(words) == 1 or i < text_cols else \
             " ".join(words[:-1]) + "\n" + words[-1]
-        if i < whole_cols:
-            table.add_column(title, justify="left", no_wrap=True)
-        elif i < text_cols:
-            table.add_column(title, justify="left", overflow="fold", min_width=6)
+        titles.append(title)
+        if i < text_cols:
+            # names keep their width where they can, and wrap (fold) where they cannot
+            table.add_column(title, justify="left", overflow="fold",
+                             min_width=6 if i >= whole_cols else 8)
+            fixed += 8
         else:
             table.add_column(title, justify="right", no_wrap=True)
+            fixed += max([len(line) for line in title.split("\n")] +
+                         [len(str(r[i])) for r in rows])
     for j, row in enumerate(rows):
         table.add_row(*row, end_section=section_before_last and j == len(rows) - 2)
+    # Numbers are never cropped: where even wrapped names leave too little room, the
+    # table is as wide as its numbers need.
+    width = max(TABLE_WIDTH, fixed + len(headers))
     buf = io.StringIO()
-    Console(file=buf, width=TABLE_WIDTH, color_system=None, force_terminal=False,
+    Console(file=buf, width=width, color_system=None, force_terminal=False,
             legacy_windows=False, emoji=False, highlight=False, markup=False).print(table)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
 

@@ -79,7 +79,8 @@ def test_json_dash_puts_only_json_on_stdout(name, graph, capsys, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.nir"]     # nothing else written
     written = tmp_path / "out.json"
     assert main(argv + ["--json", str(written)]) == 0
-    assert json.loads(written.read_text()) and "wrote" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert json.loads(written.read_text()) and "wrote" in said.out + said.err
 
 
 def test_requests_beyond_the_data_are_clamped_with_a_warning(graph, capsys):
@@ -172,3 +173,34 @@ def test_exit_codes_by_class_of_outcome(graph, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(commands, "cmd_simulate", bug)
     assert main(["simulate", str(graph)]) == 3                                 # internal error
     assert "internal error: RuntimeError: a bug" in capsys.readouterr().err
+
+
+def test_review_cases_are_handled(graph, tmp_path, capsys):
+    assert main(["simulate", str(graph), "-o", "-"]) == 2                       # not a file
+    assert main(["simulate", str(graph), "-o", str(tmp_path / "s.txt")]) == 2   # wrong suffix
+    assert main(["simulate", str(graph), "-o", str(tmp_path / "nd" / "x.npz")]) == 2
+    assert main(["check", str(tmp_path / "missing.nir")]) == 2                  # bad input
+    err = capsys.readouterr()
+    assert "simulating" not in err.out                     # refused before any work
+    assert main(["resources", str(graph), "--csv", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["totals"]
+    said = capsys.readouterr()
+    assert said.out.startswith("name,") and "wrote" in said.err      # stdout: the CSV only
+    proc = subprocess.Popen([sys.executable, "-m", "spikedeploy", "--version"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    assert proc.stderr.read() == "" and proc.wait(timeout=120) in (0, 141)
+
+
+def test_long_layer_names_wrap_and_numbers_are_never_cropped(tmp_path, capsys):
+    g = mlp_graph(np.random.default_rng(0), sizes=(64, 16, 10))
+    names = {k: k + "_" * 14 for k in ("fc1", "lif1", "fc2", "lif2")}
+    g.nodes = {names.get(k, k): v for k, v in g.nodes.items()}
+    g.edges = [(names.get(a, a), names.get(b, b)) for a, b in g.edges]
+    path = tmp_path / "long.nir"
+    nir.write(path, g)
+    assert main(["energy", str(path), "--samples", "3", "--json", str(tmp_path / "e.json")]) == 0
+    table = capsys.readouterr().out
+    report = json.loads((tmp_path / "e.json").read_text())
+    total = report["totals"]["per_inference"]["energy_pj"]
+    assert f"{total:,.1f}" in table and "…" not in table

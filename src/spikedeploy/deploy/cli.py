@@ -2,8 +2,10 @@
 
 Bad input (missing, corrupt or non-NIR files, corrupt checkpoints, bad
 options) ends with a one-line ``spikedeploy: error: ...`` on stderr and exit
-code 1; nothing is left half-written. Set SPIKEDEPLOY_DEBUG=1 for a traceback.
-Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the signal, after the same cleanup.
+code 2; a check or verification that ran and failed exits 1; an internal
+error 3; nothing is left half-written. Set SPIKEDEPLOY_DEBUG=1 for a
+traceback. Ctrl-C exits 130, SIGTERM/SIGHUP 128 + the signal, after the same
+cleanup.
 """
 from __future__ import annotations
 
@@ -92,8 +94,8 @@ class _DefaultsShown(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) \
-                or not action.option_strings:
+        if "default" in text.lower() or action.default is None or action.default is False \
+                or action.default is argparse.SUPPRESS or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -112,7 +114,11 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from .versions import version_text
-        print(version_text())
+        try:
+            print(version_text(), flush=True)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            parser.exit(128 + signal.SIGPIPE)
         parser.exit()
 
 
@@ -140,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time steps T (mlp 25, sdm-cnn/imp 4, ugo 32; fastsnn: 2^bits - 1)")
     p.add_argument("--encoding", choices=list(ENCODINGS), default=None,
                    help="mlp only: input encoding (default rate; the others use direct input)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the model's own, e.g. mlp 10)")
+    p.add_argument("--seed", type=int, default=0, help="data split and initialisation seed")
     p.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on the first N training samples only (quick runs)")
     p.add_argument("--bits", type=int, default=None,
@@ -288,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure activity on N digits test samples")
     g.add_argument("--input", default=None, help="measure activity on inputs .npy (T, N, ...)")
     p.add_argument("--steps", type=int, default=None, help="time steps T (default: the graph's)")
+    _add_json(p)
     fmt = p.add_mutually_exclusive_group()
-    _add_json(fmt)
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per layer")
     fmt.add_argument("--html", action="store_true", help="a self-contained HTML page")
     p.add_argument("-o", "--out", default=None, help="write to this file instead of stdout")
@@ -349,11 +356,28 @@ DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("convert", "o
 
 
 def _check_destinations(args) -> None:
+    from ..errors import SpikedeployError
     from ..fileio import check_destination
+    from pathlib import Path
     for (command, option), folder in DESTINATIONS.items():
         value = getattr(args, option, None) if args.command == command else None
-        if value and value != "-":
-            check_destination(value, folder)
+        if not value:
+            continue
+        if value == "-":
+            if option == "json":
+                continue                    # --json -: stdout
+            if command == "resources":      # -o -: stdout, as without -o
+                args.out = None
+                continue
+            raise SpikedeployError(f"-o -: '{command}' writes files; give a path")
+        check_destination(value, folder)
+        if (command, option) == ("simulate", "save") and \
+                Path(value).suffix.lower() not in (".npz", ".nir"):
+            raise SpikedeployError(f"{value}: recorded spikes are written as .npz, or .nir for "
+                                   "NIR's data format")
+        parent = Path(value).parent
+        if not folder and not parent.is_dir():   # one file: its folder must exist (a typo
+            raise SpikedeployError(f"{parent}: no such directory")   # is not created)
 
 
 def _configure_output(args) -> None:

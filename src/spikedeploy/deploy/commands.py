@@ -34,12 +34,9 @@ def set_human_stream(stream) -> None:
 
 
 def _say(*parts) -> None:
-    print(*parts, flush=True, file=_human_stream or sys.stdout)
-
-
-def argparse_ns(**values):
-    import argparse
-    return argparse.Namespace(**values)
+    from ..tables import fit_lines
+    print(fit_lines(" ".join(str(p) for p in parts)), flush=True,
+          file=_human_stream or sys.stdout)
 
 
 def _emit_json(args, obj) -> None:
@@ -81,6 +78,7 @@ def _validated(graph, args):
 
 
 def _warn(text: str) -> None:
+    # one line per warning (grep-able), however long: never wrapped
     print(f"spikedeploy: warning: {text}", file=sys.stderr, flush=True)
 
 
@@ -322,7 +320,9 @@ def cmd_energy(args) -> int:
     _say(describe_convention(program.metadata))
     hw = report.to_dict()["hardware"]
     _say(f"hardware: {hw['cores']} cores, {hw['chips']} chip(s) on {hw['chip']}"
-         f"{' (estimate)' if hw['estimate'] else ''}; resource map: {hw['resource_map']}")
+         f"{' (estimate)' if hw['estimate'] else ''}; resource map: "
+         + (f"{Path(args.out) / hw['resource_map']}" if args.out else
+            "written with the reports by -o DIR"))
     if args.out:
         paths = report.write(Path(args.out))
         _say("wrote " + ", ".join(str(p) for p in paths))
@@ -333,6 +333,10 @@ def cmd_energy(args) -> int:
 
 def cmd_check(args) -> int:
     from ..hw_sim.check import check_graph
+    import h5py
+    path = Path(args.graph)
+    if not path.is_file() or not h5py.is_hdf5(path):    # nothing to check: bad input
+        read_nir(path)
     try:       # read once: the graph's own input scale, as simulate uses it, then the checks
         graph = read_nir(args.graph)
         scale = graph_input_scale(graph.metadata)
@@ -341,6 +345,10 @@ def cmd_check(args) -> int:
     report = check_graph(graph, dt=args.dt, precision=args.precision,
                          backend=args.target or "lava", input_scale=scale, source=args.graph,
                          convention=args.convention)
+    unusable = [p for p in report.problems if (p.node == "<request>" and p.field != "lava")
+                or (p.node == "<graph>" and p.field == "dt" and args.dt is not None)]
+    if unusable:               # a bad option: bad input, not a verdict on the graph
+        raise SpikedeployError(f"{args.graph}: {unusable[0].field}: {unusable[0].reason}")
     if args.json != "-":                 # with --json - the JSON is the report
         _say(report.to_text())
     if args.json:
@@ -364,12 +372,12 @@ def cmd_resources(args) -> int:
         print(f"spikedeploy: note: the loihi2 target refuses this graph ({len(refused)} "
               "problem(s): spikedeploy check --target loihi2); the map counts it as given",
               file=sys.stderr)
-    if args.json:
-        if args.json != "-" or args.out:     # --json PATH (or -o PATH): the JSON file
-            _emit_json(argparse_ns(json=args.out or args.json), rmap.to_dict())
-        else:
-            _emit_json(args, rmap.to_dict())
-        return 0 if rmap.totals["fits"] else 1
+    if not args.out:           # the table (or CSV, HTML) is stdout: messages go to stderr
+        set_human_stream(sys.stderr)
+    if args.json and args.json != "-":       # --json PATH: the JSON beside the chosen output
+        _emit_json(args, rmap.to_dict())
+    if args.json == "-":       # the JSON is the output: on stdout, or in -o FILE as before
+        text = json.dumps(rmap.to_dict(), indent=2) + "\n"
     elif args.csv:
         text = to_csv(rmap)
     elif args.html:
@@ -551,6 +559,10 @@ def cmd_sweep(args) -> int:
         if targets.shape[0] != batch.x.shape[1]:
             raise SpikedeployError(f"{args.targets}: {targets.shape[0]} targets for "
                                    f"{batch.x.shape[1]} samples")
+        out_size = program.ops[program.outputs[0]].size
+        if targets.size != batch.x.shape[1] * out_size:
+            raise SpikedeployError(f"{args.targets}: shape {targets.shape}, expected "
+                                   f"({batch.x.shape[1]}, {out_size}): one output per sample")
     rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
                            precision=args.precision, profile=args.profile, targets=targets)
     _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "

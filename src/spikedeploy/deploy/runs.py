@@ -54,7 +54,11 @@ def save_records(path, result: SimResult) -> None:
     ``.npz`` with ``output``: (T, N, *output_shape) and ``layer/<name>``: every recorded
     layer's (T, N, *shape)."""
     from pathlib import Path
-    if Path(path).suffix == ".nir":
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".nir", ".npz"):
+        raise SpikedeployError(f"{path}: recorded spikes are written as .npz, or .nir for NIR's "
+                               "data format")
+    if suffix == ".nir":
         write_bytes(path, nir_data_bytes(result))
         return
     arrays = {"output": result.output()}

@@ -90,7 +90,8 @@ def lines(series, title, xlabel, ylabel) -> str:
     for i, (label, values) in enumerate(series):
         ax.plot(np.arange(len(values)), values, label=label, color=PALETTE[i % len(PALETTE)],
                 linewidth=1.4)
-    if _log_if_wide([v for _, v in series], LINE_LOG_SPAN):
+    finite = np.concatenate([np.ravel(v) for _, v in series])
+    if np.all(finite > 0) and _log_if_wide([v for _, v in series], LINE_LOG_SPAN):
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_xlabel(xlabel)

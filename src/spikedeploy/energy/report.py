@@ -521,7 +521,9 @@ def _summary(report: "EnergyReport") -> dict:
             "ratio_snn_to_ann": None if report.ratio is None else _num(report.ratio),
             "firing_rate": None if report.firing_rate is None else _num(report.firing_rate),
             "spikes_per_inference": _num(spikes / max(1, report.num_samples)),
-            "accuracy": report.accuracy.get(report.precision) if report.accuracy else None}
+            "accuracy": next((v for k, v in (report.accuracy or {}).items()
+                              if k == report.precision or k.endswith(" " + report.precision)),
+                             None)}
 
 
 def _jsonable(obj):
