@@ -567,13 +567,20 @@ def cmd_sweep(args) -> int:
                            precision=args.precision, profile=args.profile, targets=targets)
     _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "
          f"{describe_convention(program.metadata)}")
-    _say(f"{'gamma':>8} {'accuracy':>9} {'mse':>10} {'spikes':>10} {'energy nJ':>10} {'SNN/ANN':>8}")
-    for r in rows:
-        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
-        mse = f"{r['mse']:.4g}" if "mse" in r else "-"
-        _say(f"{r['threshold_scale']:>8.3g} {acc:>9} {mse:>10} {r['spikes']:>10} "
-             f"{r['energy_per_inference_pJ'] / 1e3:>10.2f} "
-             f"{r['energy_per_inference_pJ'] / r['ann_energy_per_inference_pJ']:>8.4f}")
+    from ..tables import terminal_table
+    keys = ["threshold_scale", "accuracy", "mse", "spikes", "energy_per_inference_pJ",
+            "ratio_snn_to_ann"]          # the JSON's keys, as the table's headings
+
+    def cell(key, value):
+        if value is None:
+            return "-"
+        return {"threshold_scale": f"{value:g}", "accuracy": f"{value:.4f}",
+                "mse": f"{value:.4g}", "spikes": f"{value:,}",
+                "energy_per_inference_pJ": f"{value:,.1f}",
+                "ratio_snn_to_ann": f"{value:.4f}"}[key]
+    _say(terminal_table([k.replace("_", " ") for k in keys],
+                        [[cell(k, r.get(k)) for k in keys] for r in rows], text_cols=0,
+                        whole_cols=0))
     if args.json:
         _emit_json(args, {"dt": program.dt, "backend": args.backend,
                           "precision": args.precision,

@@ -35,6 +35,8 @@ def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
             "spikes": int(sum(spike_counts(result).values())),
             "energy_per_inference_pJ": float(report.total_energy_pj),
             "ann_energy_per_inference_pJ": float(report.ann_energy_pj),
+            "ratio_snn_to_ann": (None if not report.ann_energy_pj
+                                 else float(report.total_energy_pj / report.ann_energy_pj)),
         })
         if targets is not None:
             value = readout_values(result.output(), readout)

@@ -132,7 +132,7 @@ class CheckReport:
             lines.append(f"Lava pipeline latency: {self.lava_latency} steps (aligned away)")
         if self.nodes:
             lines.append(terminal_table(
-                ["node", "type", "in", "out", "backends"],
+                ["name", "type", "input shape", "output shape", "backends"],
                 [[n.name, n.type, _shape(n.input_shape), _shape(n.output_shape),
                   ", ".join(b for b in BACKENDS if n.backends.get(b)) or "-"]
                  for n in self.nodes], text_cols=5, whole_cols=4))

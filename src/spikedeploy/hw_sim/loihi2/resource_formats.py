@@ -7,6 +7,7 @@ import io
 import textwrap
 
 from .resources import CEILINGS, ResourceMap
+from ...tables import terminal_table
 
 
 def _short(text: str, width: int) -> str:
@@ -26,28 +27,31 @@ def format_table(rmap: ResourceMap) -> str:
     lines = textwrap.wrap(head, 100)
     if chip.estimate:
         lines += textwrap.wrap("ESTIMATE: " + chip.note, 100)
-    row = "{:<18} {:>8} {:>7} {:>7} {:>10} {:>11} {:>6} {:<13} {:>5}"
-    lines += ["", row.format("layer", "neurons", "in_ax", "out_ax", "syn_nz", "syn_bits",
-                             "cores", "limit", "use%"), "-" * 93]
+    # headings are the JSON/CSV field names, spaced (tables.py keeps them within 100 columns)
+    main_keys = ["name", "neurons", "input_axons", "output_axons", "synapses_nonzero",
+                 "synapse_bits", "cores", "limiting", "utilisation"]
+    rows = []
     for lay in rmap.layers:
-        limit = _SHORT_CEILING.get(lay.limiting, lay.limiting) + ("" if lay.fits else "!")
-        lines.append(row.format(_short(lay.name, 18), lay.neurons, lay.input_axons,
-                                lay.output_axons, lay.synapses_nonzero, lay.synapse_bits,
-                                lay.cores, limit, f"{100 * lay.utilisation:.0f}"))
+        values = {"name": lay.name, "neurons": f"{lay.neurons:,}",
+                  "input_axons": f"{lay.input_axons:,}", "output_axons": f"{lay.output_axons:,}",
+                  "synapses_nonzero": f"{lay.synapses_nonzero:,}",
+                  "synapse_bits": f"{lay.synapse_bits:,}", "cores": f"{lay.cores:,}",
+                  "limiting": lay.limiting + ("" if lay.fits else " (!)"),
+                  "utilisation": f"{lay.utilisation:.3f}"}
+        rows.append([values[k] for k in main_keys])
+    lines += ["", terminal_table([k.replace("_", " ") for k in main_keys], rows, text_cols=1,
+                                 whole_cols=0)]
     t = rmap.totals
-    lines.append("-" * 93)
     lines.append(f"total: {t['layers']} layers, {t['neurons']} neurons, {t['cores']} cores, "
                  f"{t['chips']} chip(s)" + ("" if t["fits"] else "; DOES NOT FIT (see '!')"))
     if any(lay.spikes_per_step is not None for lay in rmap.layers):
-        arow = "{:<18} {:>12} {:>14} {:>14} {:>14} {:>16}"
-        lines += ["", arow.format("layer", "spikes/step", "spikes/core", "busiest core",
-                                  "traffic/step", "busiest synops"), "-" * 93]
-        for lay in rmap.layers:
-            lines.append(arow.format(_short(lay.name, 18), f"{lay.spikes_per_step:.3f}",
-                                     f"{lay.spikes_per_core_per_step:.3f}",
-                                     f"{lay.busiest_core_spikes_per_step:.3f}",
-                                     f"{lay.traffic_per_step:.3f}",
-                                     f"{lay.busiest_core_synops_per_step:.3f}"))
+        keys = ["name", "spikes_per_step", "spikes_per_core_per_step",
+                "busiest_core_spikes_per_step", "traffic_per_step",
+                "busiest_core_synops_per_step"]
+        lines += ["", terminal_table(
+            [k.replace("_", " ") for k in keys],
+            [[lay.name] + [f"{getattr(lay, k):.3f}" for k in keys[1:]] for lay in rmap.layers],
+            text_cols=1, whole_cols=0)]
     for lay in rmap.layers:
         if lay.problem:
             lines += textwrap.wrap(f"! {lay.name}: {lay.problem}", 100)
