@@ -63,9 +63,13 @@ def _umask() -> int:
     return mask
 
 
+def _host_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}."
+
+
 def _temporary_prefix(path: Path, pid: int) -> str:
     # Host and pid in the name: a later write finds what a killed writer left.
-    return f".{path.name}.{socket.gethostname()}.{pid}."
+    return f"{_host_prefix(path)}{pid}."
 
 
 def _alive(pid: int) -> bool:
@@ -82,7 +86,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` whose writer on this host has died (a
     SIGKILL cannot run cleanup; the next write of the same file does it)."""
     removed = []
-    prefix = _temporary_prefix(path, 0)[:-2]          # ".name.host."
+    prefix = _host_prefix(path)
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         rest = tmp.name[len(prefix):] if tmp.name.startswith(prefix) else ""
         pid = rest.split(".", 1)[0]

@@ -22,32 +22,9 @@ def _disabled():
     return True if _quiet else None
 
 
-class _Null:
-    """What a disabled bar is: every call does nothing."""
-    n = 0
-
-    def update(self, n=1):
-        self.n += n
-
-    def set_postfix_str(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def bar(total: int | None, desc: str, unit: str = "it"):
-    """A progress bar to ``update``; a no-op object where none is shown."""
-    try:
-        from tqdm import tqdm
-    except ModuleNotFoundError:       # pragma: no cover - tqdm is a dependency
-        return _Null()
+    """A progress bar to ``update`` (tqdm's own no-op where none is shown)."""
+    from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                 disable=_disabled(), dynamic_ncols=True)
 

@@ -71,9 +71,8 @@ def _roundtrip(graph, tmp_path, name):
     return read_nir(path), path
 
 
-def _ours(graph, x_tnf, dt, lava=False):
+def _run(graph, program, x_tnf, lava=False):
     """Reference spikes per node (T, N, size); with ``lava``, Lava float must equal them."""
-    program = lower(graph, dt=dt)
     ref = simulate(program, x_tnf)
     if lava:
         run = simulate_lava(graph, x_tnf, "float", program=program)
@@ -81,6 +80,11 @@ def _ours(graph, x_tnf, dt, lava=False):
             if name in run.records:
                 np.testing.assert_array_equal(run.records[name], rec, err_msg=f"Lava vs reference: {name}")
     return ref.records
+
+
+def _ours(graph, x_tnf, dt, lava=False):
+    """The graph as NIR's equations at ``dt`` (the file's fields as written)."""
+    return _run(graph, lower(graph, dt=dt), x_tnf, lava)
 
 
 def _same(ours, theirs) -> bool:
@@ -457,14 +461,7 @@ def test_check_names_snntorch_dt_convention_and_stays_quiet_on_our_exports():
 def _under(graph, x_tnf, convention="auto", lava=False, dt=None):
     """Reference spikes per node under a convention (Lava float must equal them)."""
     converted, choice = apply_convention(graph, convention, dt)
-    program = lower(converted)
-    ref = simulate(program, x_tnf)
-    if lava:
-        run = simulate_lava(converted, x_tnf, "float", program=program)
-        for name, rec in ref.records.items():
-            if name in run.records:
-                np.testing.assert_array_equal(run.records[name], rec, err_msg=f"Lava: {name}")
-    return ref.records, choice
+    return _run(converted, lower(converted), x_tnf, lava), choice
 
 
 @pytest.mark.lava

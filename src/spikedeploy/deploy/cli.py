@@ -357,8 +357,7 @@ DESTINATIONS = {("train", "out"): True, ("export", "out"): False, ("convert", "o
 
 def _check_destinations(args) -> None:
     from ..errors import SpikedeployError
-    from ..fileio import check_destination
-    from pathlib import Path
+    from ..fileio import check_destination, require_folder
     for (command, option), folder in DESTINATIONS.items():
         value = getattr(args, option, None) if args.command == command else None
         if not value:
@@ -371,13 +370,11 @@ def _check_destinations(args) -> None:
                 continue
             raise SpikedeployError(f"-o -: '{command}' writes files; give a path")
         check_destination(value, folder)
-        if (command, option) == ("simulate", "save") and \
-                Path(value).suffix.lower() not in (".npz", ".nir"):
-            raise SpikedeployError(f"{value}: recorded spikes are written as .npz, or .nir for "
-                                   "NIR's data format")
-        parent = Path(value).parent
-        if not folder and not parent.is_dir():   # one file: its folder must exist (a typo
-            raise SpikedeployError(f"{parent}: no such directory")   # is not created)
+        if (command, option) == ("simulate", "save"):
+            from .runs import check_records_path
+            check_records_path(value)
+        if not folder:                      # one file: its folder must exist (a typo
+            require_folder(value)           # is not created)
 
 
 def _configure_output(args) -> None:

@@ -333,15 +333,15 @@ def cmd_energy(args) -> int:
 
 def cmd_check(args) -> int:
     from ..hw_sim.check import check_graph
-    import h5py
-    path = Path(args.graph)
-    if not path.is_file() or not h5py.is_hdf5(path):    # nothing to check: bad input
-        read_nir(path)
     try:       # read once: the graph's own input scale, as simulate uses it, then the checks
         graph = read_nir(args.graph)
         scale = graph_input_scale(graph.metadata)
     except SpikedeployError:
-        graph, scale = args.graph, 1.0     # check_graph reports the unreadable file itself
+        import h5py
+        path = Path(args.graph)
+        if not path.is_file() or not h5py.is_hdf5(path):    # nothing to check: bad input
+            raise
+        graph, scale = args.graph, 1.0     # check_graph reports the malformed file itself
     report = check_graph(graph, dt=args.dt, precision=args.precision,
                          backend=args.target or "lava", input_scale=scale, source=args.graph,
                          convention=args.convention)

@@ -49,16 +49,24 @@ def quantisation_lines(fixed: fxp.FixedProgram) -> list[str]:
             for layer, fields in fixed.errors.items()]
 
 
+RECORD_SUFFIXES = (".npz", ".nir")
+
+
+def check_records_path(path) -> str:
+    """The suffix of a file for recorded spikes, refused in one line unless .npz or .nir."""
+    from pathlib import Path
+    suffix = Path(path).suffix.lower()
+    if suffix not in RECORD_SUFFIXES:
+        raise SpikedeployError(f"{path}: recorded spikes are written as .npz, or .nir for NIR's "
+                               "data format")
+    return suffix
+
+
 def save_records(path, result: SimResult) -> None:
     """``.nir``: NIR's own data format (NIRGraphData, see :func:`nir_graph_data`); else an
     ``.npz`` with ``output``: (T, N, *output_shape) and ``layer/<name>``: every recorded
     layer's (T, N, *shape)."""
-    from pathlib import Path
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".nir", ".npz"):
-        raise SpikedeployError(f"{path}: recorded spikes are written as .npz, or .nir for NIR's "
-                               "data format")
-    if suffix == ".nir":
+    if check_records_path(path) == ".nir":
         write_bytes(path, nir_data_bytes(result))
         return
     arrays = {"output": result.output()}

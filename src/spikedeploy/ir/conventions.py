@@ -47,7 +47,7 @@ from ..errors import SpikedeployError
 from ..metadata import (CONVENTION, CONVENTION_CHOICES, CONVENTION_REASON, DT, EXPORTER,
                         FIRE_AT_THRESHOLD, RESET_DELAY, RESET_IN_STEP, RESET_MODE,
                         SPIKES_PER_STEP, WRITTEN_FOR, metadata_value)
-from .producers import identify_producer, rockpool_dt, snntorch_dt
+from .producers import as_float_array, identify_producer, rockpool_dt, snntorch_dt
 
 NORSE_DT = 1e-3            # Norse's default time step; its exporter writes tau = dt * tau_mem
 
@@ -55,10 +55,7 @@ NORSE_DT = 1e-3            # Norse's default time step; its exporter writes tau 
 Coefficients = Callable[[object, float], tuple]
 
 
-def _a(x) -> np.ndarray:
-    if hasattr(x, "detach"):        # a torch tensor left in an in-memory graph (Rockpool)
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+_a = as_float_array
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,14 @@ class Note:
         return f"{self.node}: {self.field}: {self.reason}{by}"
 
 
-def _arr(x) -> np.ndarray:
-    if hasattr(x, "detach"):        # a torch tensor left in an in-memory graph (Rockpool)
+def as_float_array(x) -> np.ndarray:
+    """``x`` as float64; a torch tensor left in an in-memory graph (Rockpool) included."""
+    if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+_arr = as_float_array
 
 
 def _all(x, value, rtol=1e-6) -> bool:
