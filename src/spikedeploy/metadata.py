@@ -13,7 +13,9 @@ DT = "spikedeploy.dt"                          # float: seconds per step
 NUM_STEPS = "spikedeploy.num_steps"            # int: T used in training
 ENCODING = "spikedeploy.encoding"              # "rate" | "direct"
 READOUT = "spikedeploy.readout"                # one of READOUTS
-DATASET = "spikedeploy.dataset"                # "digits"
+DATASET = "spikedeploy.dataset"                # "digits" | "tonic:NMNIST" | ...
+FRAMES = "spikedeploy.frames"                  # JSON: the event frames it was trained on
+                                               # (time_bins, time_window, downsample, ...)
 SEED = "spikedeploy.seed"                      # int: data split / encoding seed
 THRESHOLD_SCALE = "spikedeploy.threshold_scale"   # float: threshold guidance gamma
 STRICT_NIR = "spikedeploy.strict_nir"          # 1: initial voltages as plain NIR nodes

@@ -71,10 +71,36 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                         "detected)")
 
 
+# spikedeploy.models.event_data.DATASET_CHOICES (kept here so that parsing imports no torch;
+# tests/deploy/test_datasets_cli.py checks that both list the same).
+DATASETS = ("digits", "tonic:NMNIST", "tonic:SHD", "tonic:DVSGesture")
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, split: str = "test") -> None:
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help=f"digits (built in) or a tonic dataset read from --data-dir (its {split} "
+                        "split as event frames; never downloaded)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="the folder tonic saved the dataset to: DIR/NMNIST/Test/..., "
+                        "DIR/SHD/shd_test.h5, DIR/DVSGesture/ibmGestureTest/...")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--time-bins", type=int, default=None, metavar="T",
+                   help="frames per recording (tonic ToFrame n_time_bins): the time steps")
+    g.add_argument("--time-window", type=float, default=None, metavar="US",
+                   help="or frames of US microseconds (recordings padded with empty frames, or "
+                        "cut, to --steps or the longest)")
+    p.add_argument("--downsample", type=int, default=None, metavar="K",
+                   help="pixels (SHD: channels) 1/K in each direction (tonic Downsample)")
+    p.add_argument("--denoise", type=float, default=None, metavar="US",
+                   help="drop events with no neighbour within US microseconds (tonic Denoise)")
+    p.add_argument("--binarise", action="store_true",
+                   help="0/1 frames (default: event counts, graded inputs)")
+
+
 def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--samples", type=int, default=None,
-                   help=f"number of digits test samples (default {default_samples})")
+                   help=f"number of test samples, digits or --dataset (default {default_samples})")
     g.add_argument("--input", default=None,
                    help="inputs as .npy, time-major (T, N, *input_shape)")
     p.add_argument("--labels", default=None, help="labels for --input as .npy (N,)")
@@ -82,6 +108,7 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
     p.add_argument("--seed", type=int, default=None, help="encoding seed (default: the graph's)")
     p.add_argument("--threshold-scale", type=float, default=1.0, metavar="GAMMA",
                    help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
+    _add_dataset_args(p)
 
 
 # Exit codes (README "Command-line conventions"): 0 success; 1 a check or verification that
@@ -170,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="snn-cnn, snn-rnn (and mlp, whose fixed beta and threshold are shared "
                         "anyway): one beta and one threshold per layer, what Loihi's stock LIF "
                         "holds (the loihi2 target and netx need it)")
+    _add_dataset_args(p, split="training (and test)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="--dataset: recordings per training batch (default 32); frames are "
+                        "built batch by batch")
 
     p = sub.add_parser(
         "export", help="export a checkpoint, or your own snnTorch model and weights, to NIR",

@@ -19,7 +19,7 @@ from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
-from .inputs import check_run_memory, graph_input_scale, resolve_inputs
+from .inputs import check_run_memory, dataset_request, graph_input_scale, resolve_inputs
 from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
                    spike_counts)
 
@@ -111,9 +111,11 @@ def _load(args):
 
 
 def _batch(args, program, default_samples=100):
-    check_run_memory(program, args.samples, args.input, args.steps, default_samples)
+    request = dataset_request(args, program.metadata)
+    if request is None:         # a dataset's frames are checked as they are sized
+        check_run_memory(program, args.samples, args.input, args.steps, default_samples)
     return resolve_inputs(program, args.samples, args.input, args.labels, args.steps,
-                          args.seed, default_samples)
+                          args.seed, default_samples, dataset=request)
 
 
 def cmd_train(args) -> int:
@@ -292,7 +294,7 @@ def cmd_simulate(args) -> int:
         _emit_json(args, {
             "backend": args.backend, "precision": precision, "dt": program.dt,
             "samples": int(batch.x.shape[1]), "steps": int(batch.x.shape[0]),
-            "convention": recorded_convention(program.metadata),
+            "inputs": batch.origin, "convention": recorded_convention(program.metadata),
             "spikes": {k: int(v) for k, v in spike_counts(result).items()},
             "accuracy": None if batch.labels is None else
             accuracy(result.output(), batch.labels, program.readout)})
@@ -312,7 +314,7 @@ def cmd_energy(args) -> int:
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
     from .provenance import describe_sample, provenance, run_accuracy
-    report.provenance = provenance(args.graph)
+    report.provenance = provenance(args.graph, inputs=batch.source)
     acc = run_accuracy(result, batch, program.readout)
     report.accuracy = {} if acc is None else {f"{args.backend} {args.precision}": acc}
     report.sample = describe_sample(result, batch, program.readout)
@@ -517,7 +519,8 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
         if float_run is not None:
             acc["float reference"] = accuracy(float_run.output(), labels, program.readout)
     return {"precision": precision, "samples": base.num_samples, "steps": base.num_steps,
-            "dt": program.dt, "convention": recorded_convention(program.metadata),
+            "inputs": batch.origin, "dt": program.dt,
+            "convention": recorded_convention(program.metadata),
             "threshold_scale": program.threshold_scale,
             "passed": not failures, "failures": failures,
             "max_disagreement": max_disagreement, "accuracy": acc,
@@ -583,7 +586,7 @@ def cmd_sweep(args) -> int:
                         whole_cols=0))
     if args.json:
         _emit_json(args, {"dt": program.dt, "backend": args.backend,
-                          "precision": args.precision,
+                          "precision": args.precision, "inputs": batch.origin,
                           "convention": recorded_convention(program.metadata), "rows": rows})
     return 0
 

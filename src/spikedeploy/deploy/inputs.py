@@ -1,18 +1,23 @@
-"""Input data for a graph: digits test samples encoded as the graph says, or a user's .npy."""
+"""Input data for a graph: digits test samples encoded as the graph says, a tonic dataset's
+event frames, or a user's .npy."""
 from __future__ import annotations
 
 import sys
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import SpikedeployError
 from ..limits import check_memory
 from ..ir.ops import Program
-from ..metadata import (DEFAULT_ENCODING, DEFAULT_NUM_STEPS, DEFAULT_SEED, ENCODING, NUM_STEPS,
-                        SEED, metadata_value)
+from ..metadata import (DATASET, DEFAULT_ENCODING, DEFAULT_NUM_STEPS, DEFAULT_SEED, ENCODING,
+                        FRAMES, NUM_STEPS, SEED, metadata_value)
+
+if TYPE_CHECKING:      # the models package imports torch: loaded only for a dataset run
+    from ..models.event_data import FrameOptions
 
 
 @dataclass
@@ -21,6 +26,23 @@ class InputBatch:
     labels: np.ndarray | None
     input_scale: float            # integer units per unit of x in fixed precision
     source: str
+    origin: dict = field(default_factory=dict)   # dataset, split, frames: what reports record
+
+    def shard(self, start: int, stop: int) -> "InputBatch":
+        """Samples ``start:stop`` (the same input scale: quantisation is the whole run's)."""
+        return InputBatch(self.x[:, start:stop],
+                          None if self.labels is None else self.labels[start:stop],
+                          self.input_scale, f"{self.source}, samples {start}..{stop - 1}",
+                          self.origin)
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """--dataset tonic:NAME with --data-dir and how its events become frames."""
+
+    name: str
+    data_dir: str | None
+    frames: "FrameOptions"
 
 
 def integer_scale(x: np.ndarray) -> float:
@@ -37,7 +59,7 @@ def integer_scale(x: np.ndarray) -> float:
 
 def resolve_inputs(program: Program, samples: int | None, input_path: str | None,
                    labels_path: str | None, steps: int | None, seed: int | None,
-                   default_samples: int) -> InputBatch:
+                   default_samples: int, dataset: DatasetRequest | None = None) -> InputBatch:
     if steps is not None and steps <= 0:
         raise SpikedeployError(f"--steps must be positive, got {steps}")
     if seed is not None and seed < 0:
@@ -50,8 +72,16 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
             raise SpikedeployError(f"--steps {steps} contradicts {input_path}, which holds "
                                    f"{batch.x.shape[0]} steps")
         return batch
+    if dataset is not None:
+        if samples is not None and samples <= 0:
+            raise SpikedeployError("--samples must be positive")
+        return dataset_inputs(program, dataset, samples, steps, default_samples)
     from ..models.data import encode, load_digits_split   # digits: the built-in dataset
     op = program.ops[program.inputs[0]]
+    trained_on = str(program.meta(DATASET, "digits"))
+    if trained_on.startswith("tonic:"):
+        raise SpikedeployError(f"this graph was trained on {trained_on}: pass --dataset "
+                               f"{trained_on} --data-dir DIR (or --input X.npy)")
     if op.size != 64:
         raise SpikedeployError(
             f"the built-in digits inputs have 64 values, this graph's input has shape {op.shape}: "
@@ -70,7 +100,48 @@ def resolve_inputs(program: Program, samples: int | None, input_path: str | None
     x = encode(x_test, num_steps, encoding, seed=seed)   # as the trainer encodes its test set
     scale = digits_input_scale(encoding)
     return InputBatch(x.reshape((num_steps, len(x_test)) + tuple(op.shape)), y_test, scale,
-                      f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}")
+                      f"digits test split, {len(x_test)} samples, {encoding} encoding, T={num_steps}",
+                      {"dataset": "digits", "split": "test", "samples": len(x_test),
+                       "encoding": encoding, "steps": num_steps, "seed": seed})
+
+
+def dataset_inputs(program: Program, request: DatasetRequest, samples: int | None,
+                   steps: int | None, default_samples: int = 100) -> InputBatch:
+    """The test split of a tonic dataset as frames: ``samples`` (default ``default_samples``)
+    recordings spread evenly over the split (its files are listed class by class), time bins
+    or windows as requested."""
+    from ..models.event_data import EventSplit, spread_indices
+    frames = request.frames
+    if frames.time_bins is not None and steps is not None and steps != frames.time_bins:
+        raise SpikedeployError(f"--steps {steps} contradicts --time-bins {frames.time_bins} "
+                               "(the frames are the time steps)")
+    split = EventSplit(request.name, request.data_dir, False, frames)
+    op = program.ops[program.inputs[0]]
+    if int(np.prod(split.frame_shape)) != op.size:
+        raise SpikedeployError(
+            f"{request.name} frames are {split.frame_shape} ({frames.describe()}), the graph's "
+            f"input is {op.shape}: train the graph on these frames (or change --downsample)")
+    indices = spread_indices(len(split), default_samples if samples is None else samples)
+    if len(indices) == 0:
+        raise SpikedeployError(f"{request.name}: the test split under {request.data_dir} is empty")
+    if samples is not None and samples > len(indices):
+        print(f"spikedeploy: warning: --samples {samples}: the {request.name} test split has "
+              f"{len(indices)} samples; running all {len(indices)}", file=sys.stderr)
+    num_steps = frames.time_bins or steps
+    if num_steps is not None:       # before any frame is built
+        check_memory(f"{len(indices)} samples x {num_steps} steps of {request.name} frames",
+                     float(len(indices)) * num_steps * op.size * BYTES_PER_RECORDED_VALUE)
+    x, labels = split.frames(indices, num_steps)
+    classes = program.ops[program.outputs[0]].size
+    if labels.max(initial=0) >= classes:
+        raise SpikedeployError(f"{request.name} has {split.info.num_classes} classes, the "
+                               f"graph's output {classes} values")
+    x = x.reshape((x.shape[0], x.shape[1]) + tuple(op.shape))
+    origin = {"dataset": request.name, "split": "test", "samples": len(indices),
+              "data_dir": str(request.data_dir), "frames": frames.to_dict(),
+              "steps": int(x.shape[0])}
+    return InputBatch(x, labels, integer_scale(x),
+                      f"{split.describe()}, {len(indices)} samples, T={x.shape[0]}", origin)
 
 
 # Per recorded value: the float64 record and about as much again while it is computed.
@@ -120,7 +191,10 @@ def digits_input_scale(encoding: str | None) -> float:
 
 
 def graph_input_scale(metadata: dict | None) -> float:
-    """The fixed-point scale of a graph's own (digits) inputs, from its encoding metadata."""
+    """The fixed-point scale of a graph's own inputs: event counts (a graph trained on a tonic
+    dataset) are whole numbers; digits follow the encoding metadata."""
+    if str(metadata_value(metadata or {}, DATASET) or "").startswith("tonic:"):
+        return 1.0
     return digits_input_scale(metadata_value(metadata or {}, ENCODING))
 
 
@@ -159,4 +233,53 @@ def _user_inputs(program: Program, input_path: str, labels_path: str | None) -> 
             raise SpikedeployError(
                 f"{labels_path}: {labels.shape[0]} labels for {x.shape[1]} samples")
         labels = _class_labels(labels, labels_path, program)
-    return InputBatch(x, labels, integer_scale(x), f"{input_path}, {x.shape[1]} samples")
+    return InputBatch(x, labels, integer_scale(x), f"{input_path}, {x.shape[1]} samples",
+                      {"dataset": "file", "input": str(input_path), "samples": int(x.shape[1]),
+                       "steps": int(x.shape[0])})
+
+
+DATASET_FLAGS = ("time_bins", "time_window", "downsample", "denoise", "binarise")
+
+
+def dataset_request(args, metadata: dict | None = None) -> DatasetRequest | None:
+    """The --dataset options of a command (None for the built-in digits); frame options
+    without a tonic dataset are refused, not ignored. A graph trained on the same dataset
+    (``metadata``) supplies the frame options not given, as it was trained on them."""
+    name = getattr(args, "dataset", None) or "digits"
+    given = [f"--{flag.replace('_', '-')}" for flag in DATASET_FLAGS
+             if getattr(args, flag, None) not in (None, False)]
+    if name == "digits":
+        if given or getattr(args, "data_dir", None):
+            raise SpikedeployError(f"{', '.join(given + (['--data-dir'] if args.data_dir else []))}"
+                                   ": go with --dataset tonic:NAME")
+        return None
+    if getattr(args, "input", None) is not None:
+        raise SpikedeployError("--input and --dataset: give one source of inputs")
+    if getattr(args, "labels", None) is not None:
+        raise SpikedeployError("--labels goes with --input (a dataset brings its own labels)")
+    from ..models.event_data import FrameOptions, dataset_info
+    dataset_info(name)
+    given = {"time_bins": args.time_bins, "time_window": args.time_window,
+             "downsample": args.downsample, "denoise": args.denoise,
+             "binarise": args.binarise or None}
+    trained = _trained_frames(metadata, name)
+    if args.time_bins is not None or args.time_window is not None:
+        trained.pop("time_bins", None), trained.pop("time_window", None)
+    options = {k: v if v is not None else trained.get(k) for k, v in given.items()}
+    frames = FrameOptions(options["time_bins"], options["time_window"],
+                          options["downsample"] or 1, options["denoise"],
+                          bool(options["binarise"]))
+    frames.validate()
+    return DatasetRequest(name, args.data_dir, frames)
+
+
+def _trained_frames(metadata: dict | None, name: str) -> dict:
+    """The frame options a graph trained on dataset ``name`` records (empty otherwise)."""
+    import json
+    if metadata_value(metadata or {}, DATASET) != name:
+        return {}
+    try:
+        frames = json.loads(str(metadata_value(metadata, FRAMES)))
+    except (TypeError, ValueError):
+        return {}
+    return {k: frames.get(k) for k in DATASET_FLAGS} if isinstance(frames, dict) else {}

@@ -15,7 +15,7 @@ TRAIN_OPTIONS = {"hidden": "hidden", "steps": "num_steps", "encoding": "encoding
                  "channels": "channels", "blocks": "blocks", "tsm": "tsm",
                  "tsm_epochs": "tsm_epochs", "qat_epochs": "qat_epochs",
                  "train_subset": "train_subset", "fit_steps": "fit_steps",
-                 "shared_neuron_params": "shared_neuron_params"}
+                 "shared_neuron_params": "shared_neuron_params", "batch_size": "batch_size"}
 
 
 def train_options(args) -> dict:
@@ -25,6 +25,10 @@ def train_options(args) -> dict:
         value = getattr(args, attr, None)
         if value is not None:
             options[key] = value
+    from .inputs import dataset_request
+    request = dataset_request(args)
+    if request is not None:          # the recipe reads it batch by batch
+        options["dataset"] = (request.name, request.data_dir, request.frames)
     return options
 
 
@@ -40,7 +44,10 @@ def train_and_save(out, hidden: int | None = None, num_steps: int | None = None,
         raise SpikedeployError(f"unknown model {model!r} (known: {', '.join(RECIPES)})")
     given = dict(hidden=hidden, num_steps=num_steps, encoding=encoding, epochs=epochs, seed=seed,
                  **options)
-    shown = ", ".join(f"{k}={v}" for k, v in given.items() if v is not None)
+    shown = ", ".join(f"{k}={v}" for k, v in given.items() if v is not None and k != "dataset")
+    if given.get("dataset") is not None:
+        name, data_dir, frames = given["dataset"]
+        shown += f"; {name} from {data_dir} ({frames.describe()})"
     progress(f"model {model}: {RECIPES[model].summary}" + (f" ({shown})" if shown else ""))
     trained = train_recipe(model, **given)
     cfg = trained.config

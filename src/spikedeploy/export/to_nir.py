@@ -168,6 +168,9 @@ def export_checkpoint(checkpoint_path, threshold_scale: float = 1.0,
         meta.SEED: int(config["seed"]),
         meta.ARCHITECTURE: str(config["architecture"]),
     }
+    if isinstance(config.get("frames"), dict):       # a tonic dataset's frame options
+        import json
+        metadata[meta.FRAMES] = json.dumps(config["frames"], sort_keys=True)
     if isinstance(config.get("test_accuracy"), numbers.Real):
         metadata[meta.SNNTORCH_ACCURACY] = float(config["test_accuracy"])
     return export_model(checkpoint.model, input_shape_of(config), dt=config["dt"],

@@ -29,18 +29,34 @@ def _defaults(options: dict) -> tuple[int, int, int, int]:
     return hidden, steps, channels, blocks
 
 
+def _inputs(options: dict) -> tuple[int, int, int]:
+    """(values per step's input, classes, largest batch): digits, or a dataset's frames."""
+    if options.get("dataset") is None:
+        return INPUTS, CLASSES, LARGEST_BATCH
+    from .event_data import dataset_info, frame_shape
+    name, _, frames = options["dataset"]
+    info = dataset_info(name)
+    size = 1
+    for s in frame_shape(info, frames):
+        size *= int(s)
+    return size, info.num_classes, max(64, int(options.get("batch_size") or 32))
+
+
 def training_bytes(recipe: str, options: dict) -> float:
     """A generous estimate of the memory ``train --model recipe`` needs with ``options``."""
     hidden, steps, channels, blocks = _defaults(options)
+    inputs, classes, batch = _inputs(options)
+    if options.get("dataset") is not None and options["dataset"][2].time_bins:
+        steps = int(options["dataset"][2].time_bins)
     if recipe in ("sdm-cnn", "sdm-denoiser", "snn-cnn"):
-        maps = INPUTS                       # 8x8 feature maps, padded convolutions
+        maps = inputs                       # feature maps as large as the input, padded
         neurons = channels * maps * (2 * blocks + 2)
-        params = (2 * blocks + 1) * channels * channels * 9 + channels * maps * CLASSES
+        params = (2 * blocks + 1) * channels * channels * 9 + channels * maps * classes
     else:                                   # MLP-like, recurrent: an all-to-all hidden layer
-        neurons = 2 * hidden + INPUTS + CLASSES
-        params = INPUTS * hidden + hidden * hidden + hidden * CLASSES
+        neurons = 2 * hidden + inputs + classes
+        params = inputs * hidden + hidden * hidden + hidden * classes
     return FLOAT_BYTES * (TENSORS_PER_PARAMETER * params +
-                          TENSORS_PER_NEURON_STEP * LARGEST_BATCH * steps * neurons)
+                          TENSORS_PER_NEURON_STEP * batch * steps * neurons)
 
 
 def check_training(recipe: str, options: dict) -> None:

@@ -29,8 +29,23 @@ from .fit import Trained
 from .footprint import check_training
 
 
+def _on_events(architecture, dataset, **options):
+    """mlp and snn-cnn on a tonic dataset's frames (options left None take the defaults)."""
+    from .event_train import train_on_events
+    return train_on_events(architecture, dataset,
+                           **{k: v for k, v in options.items() if v is not None})
+
+
 def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_subset=None,
-         shared_neuron_params=None):
+         shared_neuron_params=None, dataset=None, batch_size=None):
+    if dataset is not None:
+        if encoding is not None:
+            raise SpikedeployError("--encoding: event frames are the input as they are")
+        return _on_events("mlp", dataset, hidden=hidden, num_steps=num_steps, epochs=epochs,
+                          seed=seed, train_subset=train_subset, batch_size=batch_size,
+                          shared_neuron_params=shared_neuron_params)
+    if batch_size is not None:
+        raise SpikedeployError("--batch-size goes with --dataset (digits train in batches of 64)")
     from .checkpoint import training_config
     from .train import TrainConfig, train
     kwargs = {k: v for k, v in dict(hidden=hidden, num_steps=num_steps, encoding=encoding,
@@ -63,7 +78,11 @@ def _denoiser(**kw):
     return train_denoiser(**kw)
 
 
-def _cnn(**kw):
+def _cnn(dataset=None, batch_size=None, **kw):
+    if dataset is not None:
+        return _on_events("snn-cnn", dataset, batch_size=batch_size, **kw)
+    if batch_size is not None:
+        raise SpikedeployError("--batch-size goes with --dataset (digits train in batches of 64)")
     from .cnn import train_cnn
     return train_cnn(**kw)
 
@@ -89,8 +108,9 @@ class Recipe:
 
 _COMMON = ("seed", "epochs", "train_subset")
 _SHARED = ("shared_neuron_params",)   # one beta and threshold per layer (Loihi's stock LIF)
+_EVENTS = ("dataset", "batch_size")    # a tonic dataset's frames instead of digits
 RECIPES: dict[str, Recipe] = {
-    "mlp": Recipe(_mlp, _COMMON + _SHARED + ("hidden", "num_steps", "encoding"),
+    "mlp": Recipe(_mlp, _COMMON + _SHARED + _EVENTS + ("hidden", "num_steps", "encoding"),
                   "reference snnTorch MLP (Leaky neurons, spike-count readout)"),
     "sdm-cnn": Recipe(_sdm, _COMMON + ("num_steps", "channels", "blocks", "tsm", "tsm_epochs"),
                       "SDM residual IF CNN with TSM gains (BN folded at export)"),
@@ -103,7 +123,7 @@ RECIPES: dict[str, Recipe] = {
     "sdm-denoiser": Recipe(_denoiser, _COMMON + ("num_steps", "channels", "blocks", "tsm",
                                                  "tsm_epochs"),
                            "SDM-style spiking denoiser: epsilon prediction on noisy 8x8 digits"),
-    "snn-cnn": Recipe(_cnn, _COMMON + _SHARED + ("num_steps",),
+    "snn-cnn": Recipe(_cnn, _COMMON + _SHARED + _EVENTS + ("num_steps",),
                       "Leaky CNN: conv -> LIF -> avg-pool -> conv -> LIF -> flatten -> fc -> LIF"),
     "snn-rnn": Recipe(_rnn, _COMMON + _SHARED + ("hidden", "num_steps"),
                       "recurrent Leaky network: fc -> RLeaky (all-to-all) -> fc -> LIF"),
