@@ -18,7 +18,8 @@ import nir
 import numpy as np
 import pytest
 
-from spikedeploy.hw_sim.lava_runner import JOB_PREFIX, SCRATCH_PREFIX, remove_stale_jobs
+from spikedeploy.hw_sim.lava_runner import JOB_PREFIX, remove_stale_jobs
+from spikedeploy.hw_sim.supervised import SCRATCH_PREFIX
 from spikedeploy.hw_sim.process_group import OWNER_FILE, group_members, shared_memory_of
 
 from helpers import mlp_graph, processes, stat_fields

@@ -97,6 +97,18 @@ def _add_dataset_args(p: argparse.ArgumentParser, split: str = "test") -> None:
                    help="0/1 frames (default: event counts, graded inputs)")
 
 
+def _add_scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="split the samples into N shards run in parallel (each Lava shard in its "
+                        "own Lava runtime); results equal the serial run's")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: shards as child processes on this machine; ray: shards as Ray "
+                        "tasks (pip install 'spikedeploy[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="--executor ray: the cluster to join (default: start a local Ray for "
+                        "the run)")
+
+
 def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--samples", type=int, default=None,
@@ -109,6 +121,7 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
     p.add_argument("--threshold-scale", type=float, default=1.0, metavar="GAMMA",
                    help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
     _add_dataset_args(p)
+    _add_scale_args(p)
 
 
 # Exit codes (README "Command-line conventions"): 0 success; 1 a check or verification that

@@ -17,7 +17,6 @@ from ..ir.load import read_nir
 from ..ir.lowering import lower
 from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
-from ..hw_sim.loihi2.run import simulate_loihi2
 from ..readout import accuracy
 from .inputs import check_run_memory, dataset_request, graph_input_scale, resolve_inputs
 from .runs import (LOIHI2_BACKENDS, layer_names, quantisation_lines, run_backend, save_records,
@@ -97,7 +96,21 @@ def _read_under_convention(args):
     return graph, notes
 
 
+def _scale_out(args):
+    """--workers/--executor/--ray-address as a ScaleOut (None for commands without them),
+    validated before any work."""
+    if not hasattr(args, "workers"):
+        return None
+    from .shards import ScaleOut, _ray
+    scale = ScaleOut(args.workers, args.executor, args.ray_address)
+    scale.validate()
+    if scale.executor == "ray":
+        _ray()                   # installed? (one line if not)
+    return scale
+
+
 def _load(args):
+    _scale_out(args)             # bad options fail before the graph is read
     graph, notes = _read_under_convention(args)
     _validated(graph, args)
     for note in notes:         # after validation: a refused graph gets its one error line only
@@ -275,7 +288,7 @@ def cmd_simulate(args) -> int:
     precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
     _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}")
     _say(describe_convention(program.metadata))
-    result = run_backend(graph, program, batch, args.backend, precision)
+    result = run_backend(graph, program, batch, args.backend, precision, scale=_scale_out(args))
     for note in result.info.get("notes", []):
         _say(f"loihi2 pass: {note}")
     if result.fixed is not None:
@@ -310,7 +323,8 @@ def cmd_energy(args) -> int:
     load_chip(args.chip)                      # and so does a bad chip
     check_memory(profile, args.memory)
     batch = _batch(args, program)
-    result = run_backend(graph, program, batch, args.backend, args.precision)
+    result = run_backend(graph, program, batch, args.backend, args.precision,
+                         scale=_scale_out(args))
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
     from .provenance import describe_sample, provenance, run_accuracy
@@ -423,15 +437,17 @@ def cmd_verify(args) -> int:
         model = load_model(args.model, args.weights)   # a bad model file fails before any run
     precision = "fixed" if args.target else (args.precision or "float")
     float_program = program
+    scale = _scale_out(args)
     if args.target:
-        runs = _target_runs(program, batch, args.no_lava)
+        runs = _target_runs(program, batch, args.no_lava, scale)
         program = runs["reference"].program
     else:
         fixed = fxp.for_run(program, precision, None, batch.input_scale)
         runs = {"reference": run_backend(graph, program, batch, "reference", precision,
-                                         fixed=fixed)}
+                                         fixed=fixed, scale=scale)}
         if not args.no_lava:
-            runs["lava"] = run_backend(graph, program, batch, "lava", precision, fixed=fixed)
+            runs["lava"] = run_backend(graph, program, batch, "lava", precision, fixed=fixed,
+                                       scale=scale)
     if args.checkpoint or model is not None:
         from .stages import checkpoint_records, snntorch_records   # imports torch
         if args.checkpoint:
@@ -442,38 +458,42 @@ def cmd_verify(args) -> int:
                                        forward=args.forward)
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
-    report = verify_runs(program, runs, batch, precision, args.max_disagreement, float_program)
+    report = verify_runs(program, runs, batch, precision, args.max_disagreement, float_program,
+                         scale)
     _say(format_verify(report))
     if args.json:
         _emit_json(args, report)
     return 0 if report["passed"] else 1
 
 
-def _target_runs(program, batch, no_lava: bool) -> dict:
+def _target_runs(program, batch, no_lava: bool, scale=None) -> dict:
     """The Loihi 2 target's fixed reference, stock-process network and netx file (the
-    latter where netx can hold the graph)."""
+    latter where netx can hold the graph), compiled once and sharded as ``scale`` says."""
     from ..hw_sim.loihi2.netx_file import netx_problems
-    from ..hw_sim.loihi2.run import reference_loihi2
     from ..hw_sim.loihi2.target import compile_loihi2
+    from .runs import loihi2_task
+    from .shards import run_sharded
     compiled = compile_loihi2(program, batch.input_scale)
     for note in compiled.notes:
         _say(f"loihi2 pass: {note}")
-    runs = {"reference": reference_loihi2(program, batch.x, compiled=compiled)}
+
+    def run(backend):
+        return run_sharded(scale, loihi2_task, batch.x, compiled=compiled, backend=backend,
+                           record="all")
+    runs = {"reference": run("reference")}
     if no_lava:
         return runs
-    runs["loihi2"] = simulate_loihi2(program, batch.x, batch.input_scale, "loihi2",
-                                     compiled=compiled)
+    runs["loihi2"] = run("loihi2")
     chain_problems = netx_problems(compiled)
     if chain_problems:
         _say(f"netx: not run: {chain_problems[0]}")
     else:
-        runs["netx"] = simulate_loihi2(program, batch.x, batch.input_scale, "netx",
-                                       compiled=compiled)
+        runs["netx"] = run("netx")
     return runs
 
 
 def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: float,
-                float_program=None) -> dict:
+                float_program=None, scale=None) -> dict:
     """Compare every backend with the reference simulator; float runs must agree exactly.
 
     In fixed precision, Lava (our processes, the stock ones, the netx file) must
@@ -488,7 +508,8 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
     comparisons, failures = {}, []
     float_run = None
     if precision == "fixed":
-        float_run = run_backend(None, float_program or program, batch, "reference", "float")
+        float_run = run_backend(None, float_program or program, batch, "reference", "float",
+                                scale=scale)
     for name, run in runs.items():
         if name == "reference":
             continue
@@ -567,7 +588,8 @@ def cmd_sweep(args) -> int:
             raise SpikedeployError(f"{args.targets}: shape {targets.shape}, expected "
                                    f"({batch.x.shape[1]}, {out_size}): one output per sample")
     rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
-                           precision=args.precision, profile=args.profile, targets=targets)
+                           precision=args.precision, profile=args.profile, targets=targets,
+                           scale_out=_scale_out(args))
     _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "
          f"{describe_convention(program.metadata)}")
     from ..tables import terminal_table

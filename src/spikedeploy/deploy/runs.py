@@ -8,29 +8,49 @@ from ..errors import SpikedeployError
 from ..fileio import in_memory, write_bytes
 from ..hw_sim.lava_runner import simulate_lava
 from ..hw_sim.loihi2.run import BACKENDS as LOIHI2_BACKENDS
-from ..hw_sim.loihi2.run import simulate_loihi2
+from ..hw_sim.loihi2.run import reference_loihi2, simulate_loihi2
 from ..hw_sim.reference import simulate
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
 from ..ir.ops import NeuronOp, Program
 from .inputs import InputBatch
+from .shards import ScaleOut, run_sharded
 
 
 def run_backend(graph: nir.NIRGraph | None, program: Program, batch: InputBatch, backend: str,
                 precision: str, record: str = "all",
-                fixed: fxp.FixedProgram | None = None) -> SimResult:
+                fixed: fxp.FixedProgram | None = None, scale: ScaleOut | None = None) -> SimResult:
     """Run ``batch`` on ``backend``. In fixed point the run uses ``fixed`` (quantised here,
     once, with the batch's input scale when not given); the result carries it. 'loihi2'
     (Lava's stock processes) and 'netx' (the netx file) compile the program for the
-    Loihi 2 target and always run fixed point; their result carries the target's program."""
+    Loihi 2 target and always run fixed point; their result carries the target's program.
+    ``scale``: the samples sharded over workers (:mod:`.shards`), each shard with this
+    quantisation (and this Loihi 2 compilation), so the result equals the serial one."""
     if backend in LOIHI2_BACKENDS:
-        return simulate_loihi2(program, batch.x, batch.input_scale, backend, record=record)
+        from ..hw_sim.loihi2.target import compile_loihi2
+        compiled = compile_loihi2(program, batch.input_scale)
+        return run_sharded(scale, loihi2_task, batch.x, compiled=compiled, backend=backend,
+                           record=record)
     if backend not in ("reference", "lava"):
         raise SpikedeployError(f"unknown backend {backend!r} (lava|reference|loihi2|netx)")
     fixed = fxp.for_run(program, precision, fixed, batch.input_scale)
+    return run_sharded(scale, backend_task, batch.x, program=program, backend=backend,
+                       precision=precision, fixed=fixed, record=record)
+
+
+def backend_task(x, program: Program, backend: str, precision: str, fixed, record: str):
+    """One shard (or a whole serial run) on the reference simulator or our Lava processes."""
     if backend == "reference":
-        return simulate(program, batch.x, precision, fixed, record=record)
-    return simulate_lava(graph, batch.x, precision, record=record, program=program, fixed=fixed)
+        return simulate(program, x, precision, fixed, record=record)
+    return simulate_lava(None, x, precision, record=record, program=program, fixed=fixed)
+
+
+def loihi2_task(x, compiled, backend: str, record: str):
+    """One shard on the Loihi 2 target: its fixed reference, stock processes or netx file."""
+    if backend == "reference":
+        return reference_loihi2(None, x, record=record, compiled=compiled)
+    return simulate_loihi2(None, x, backend=backend, record=record,
+                           compiled=compiled)
 
 
 def layer_names(program: Program) -> list[str]:

@@ -12,7 +12,7 @@ from .runs import run_backend, spike_counts
 
 def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
                     precision: str = "float", profile: str = "45nm",
-                    targets: np.ndarray | None = None) -> list[dict]:
+                    targets: np.ndarray | None = None, scale_out=None) -> list[dict]:
     """Threshold guidance (SDM): accuracy, spikes and energy for each threshold scale gamma.
 
     ``batch``: an :class:`~spikedeploy.deploy.inputs.InputBatch`. Each row:
@@ -20,13 +20,14 @@ def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
     (pJ) and the ANN's, from ``spikedeploy.energy``; with ``targets`` (N,
     *output_shape), also ``mse``: the mean squared error of the graph's readout of
     the output (:func:`spikedeploy.readout.readout_values`: its sum, mean or last
-    step over time) against them (e.g. a denoiser's eps).
+    step over time) against them (e.g. a denoiser's eps). ``scale_out``: every point's
+    samples sharded over workers (:class:`~spikedeploy.deploy.shards.ScaleOut`).
     """
     readout = program.readout
     rows = []
     for gamma in track(gammas, "sweep", unit="point"):
         scaled = scale_thresholds(program, float(gamma))
-        result = run_backend(graph, scaled, batch, backend, precision)
+        result = run_backend(graph, scaled, batch, backend, precision, scale=scale_out)
         report = energy_report(result, profile=profile)
         rows.append({
             "threshold_scale": float(gamma),

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +24,10 @@ from ..ir import fixed_point as fxp
 from ..ir.lowering import lower
 from ..ir.ops import Program
 from ..progress import bar
-from .process_group import OWNER_FILE, PROGRESS_ENV, SCRATCH_FILE, teardown_group
+from .process_group import PROGRESS_ENV
 from .reference import as_input_dict
 from .result import SimResult
+from .supervised import SupervisedChild, remove_stale_folders
 
 log = logging.getLogger(__name__)
 
@@ -119,38 +117,18 @@ def _wait_showing_progress(proc, timeout: float, progress: Path, windows: int) -
 
 
 def _run_worker(job: Path, timeout: float, windows: int = 0) -> None:
-    """Run the worker in its own session and tear its whole group down afterwards.
-
-    The worker inherits the read end of a pipe whose write end only this
-    process holds: when this process ends, however it ends (SIGKILL included),
-    the worker reads EOF and tears its own group down (see lava_worker). Its
-    temporary files (multiprocessing's ``pymp-*`` folders) go into a scratch
-    folder of its own, removed with the job folder.
-    """
-    (job / OWNER_FILE).write_text(str(os.getpid()))
-    scratch = _scratch_dir(job)
-    log = open(job / "worker.log", "wb")
-    watch_read, watch_write = os.pipe()
-    env = dict(os.environ, TMPDIR=str(scratch), **{PROGRESS_ENV: str(job / PROGRESS_FILE)})
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spikedeploy.hw_sim.lava_worker", str(job), str(watch_read)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, pass_fds=(watch_read,), env=env)
-    finally:
-        os.close(watch_read)
+    """Run the worker as a supervised child (its own session, torn down with its whole group
+    afterwards, and by itself if this process dies: see :mod:`.supervised`)."""
+    child = SupervisedChild("spikedeploy.hw_sim.lava_worker", job,
+                            {PROGRESS_ENV: str(job / PROGRESS_FILE)})
+    proc = child.proc
     timed_out = False
     try:
         _wait_showing_progress(proc, timeout, job / PROGRESS_FILE, windows)
     except subprocess.TimeoutExpired:
         timed_out = True
     finally:
-        teardown_group(proc.pid)          # only this run's processes and shared memory
-        if proc.poll() is None:
-            proc.wait()
-        os.close(watch_write)
-        log.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        child.teardown()
     if timed_out:
         raise SpikedeployError(f"Lava run exceeded its {timeout:.0f} s time limit and was killed")
     if (job / "error.txt").exists():
@@ -160,51 +138,11 @@ def _run_worker(job: Path, timeout: float, windows: int = 0) -> None:
             text += f" (Lava is installed but cannot be imported: {INSTALL_HINT})"
         raise SpikedeployError(text)
     if proc.returncode != 0 or not (job / "result.npz").exists():
-        tail = (job / "worker.log").read_text(errors="replace").strip().splitlines()[-1:]
         raise SpikedeployError(f"Lava worker exited with code {proc.returncode}: "
-                               f"{tail[0] if tail else 'no output'}")
-
-
-SCRATCH_PREFIX = "spikedeploy-tmp-"
-
-
-def _scratch_dir(job: Path) -> Path:
-    """The worker's TMPDIR: a short path (multiprocessing puts its listener sockets there,
-    and a Unix socket path must stay under 108 bytes), owned by this process."""
-    base = tempfile.gettempdir()
-    if len(base) > 40:
-        base = "/tmp"
-    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=base))
-    (scratch / OWNER_FILE).write_text(str(os.getpid()))
-    (job / SCRATCH_FILE).write_text(str(scratch))
-    return scratch
+                               f"{child.log_tail()}")
 
 
 def remove_stale_jobs(root: Path | None = None) -> list[Path]:
-    """Remove job and scratch folders whose creator is gone (a run SIGKILLed with its whole
-    group, before anyone could clean up); returns what was removed."""
-    root = Path(root or tempfile.gettempdir())
-    removed = []
-    folders = list(root.glob(JOB_PREFIX + "*")) + list(root.glob(SCRATCH_PREFIX + "*"))
-    if root != Path("/tmp"):
-        folders += list(Path("/tmp").glob(SCRATCH_PREFIX + "*"))
-    for folder in folders:
-        try:
-            pid = int((folder / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue                      # not ours, or still being created
-        if _alive(pid):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Remove Lava job and scratch folders whose creator is gone (a run SIGKILLed with its
+    whole group, before anyone could clean up); returns what was removed."""
+    return remove_stale_folders((JOB_PREFIX,), root)
