@@ -59,10 +59,11 @@ test: setup $(STAMP)/crosscheck $(STAMP)/browser
 	$(PY) -m pytest -q
 
 test-quick: setup $(STAMP)/crosscheck
-	$(PY) -m pytest -q -m "not lava"
+	$(PY) -m pytest -q -m "not lava and not slow"
 
 bench: setup
 	$(PY) benchmarks/bench_simulators.py
+	$(PY) benchmarks/bench_scale_out.py
 
 clean:
 	rm -rf $(VENV) spikedeploy_out

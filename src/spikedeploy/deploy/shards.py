@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikedeployError, first_line
+from ..hw_sim.process_group import OWNER_FILE
 from ..hw_sim.result import SimResult
 from ..hw_sim.supervised import SupervisedChild, remove_stale_folders, short_temp_base
 from ..progress import bar
@@ -143,6 +144,7 @@ class _ChildJob:
     def __init__(self, tag: str, task, x: np.ndarray, kwargs: dict, shard: Shard | None = None):
         self.shard, self.reasons, self.child = shard, [], None
         self.job = Path(tempfile.mkdtemp(prefix=f"{JOB_PREFIX}{tag}-"))
+        (self.job / OWNER_FILE).write_text(str(os.getpid()))   # swept if we are killed
         # our own objects to our own child, in a folder only we write (mode 0700): the
         # same inter-process transport as multiprocessing; no user file is unpickled
         with open(self.job / "task.pkl", "wb") as f:
