@@ -25,15 +25,6 @@ from pathlib import Path
 
 MODES = {"serial": [], "--workers 2": ["--workers", "2"],
          "ray, 2 workers": ["--executor", "ray", "--workers", "2"]}
-TIMING = {"seconds", "date", "command", "provenance"}
-
-
-def _untimed(obj):
-    if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [_untimed(v) for v in obj]
-    return obj
 
 
 def _verify(graph: Path, samples: int, extra: list[str], out: Path) -> float:
@@ -59,6 +50,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--nir", default=None)
     args = parser.parse_args()
+    from spikedeploy.deploy.provenance import comparable
     from spikedeploy.tables import terminal_table
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -70,7 +62,7 @@ def main() -> None:
             for mode, extra in MODES.items():
                 out = folder / "report.json"
                 times[mode].append(_verify(graph, args.samples, extra, out))
-                reports[mode] = _untimed(json.loads(out.read_text()))
+                reports[mode] = comparable(json.loads(out.read_text()))
                 small[mode].append(_verify(graph, 2, extra, folder / "small.json"))
         serial, serial_small = (statistics.median(times["serial"]),
                                 statistics.median(small["serial"]))

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from spikedeploy.deploy.cli import main
+from spikedeploy.deploy.provenance import comparable
 from spikedeploy.deploy.shards import JOB_PREFIX, ScaleOut, plan_shards
 from spikedeploy.errors import SpikedeployError
 
 from helpers import processes, stat_fields
-
-TIMING = {"seconds", "date", "command", "provenance"}
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +38,6 @@ def cnn(tmp_path_factory):
     return out / "cnn.nir"
 
 
-def _untimed(obj):
-    if isinstance(obj, dict):
-        return {k: _untimed(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [_untimed(v) for v in obj]
-    return obj
-
-
 def _report(tmp_path, argv, mode):
     out = tmp_path / f"{mode}.json"
     extra = {"serial": [], "workers": ["--workers", "2"],
@@ -59,7 +50,7 @@ def _report(tmp_path, argv, mode):
         code = main([*argv, "-q", "--json", str(out), *extra])
         text = out.read_text()
     assert code == 0
-    return _untimed(json.loads(text))
+    return comparable(json.loads(text))
 
 
 def _same_reports(tmp_path, argv, modes=("serial", "workers", "ray")):

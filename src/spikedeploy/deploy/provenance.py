@@ -52,3 +52,17 @@ def describe_sample(result, batch, readout: str) -> dict:
 
 def run_accuracy(result, batch, readout: str) -> float | None:
     return None if batch.labels is None else accuracy(result.output(), batch.labels, readout)
+
+
+# Fields two runs of the same work differ in: wall-clock times, when and how they were run.
+RUN_SPECIFIC = {"seconds", "date", "command", "provenance"}
+
+
+def comparable(report):
+    """A JSON report without :data:`RUN_SPECIFIC` fields, at any depth: what must be equal
+    for two runs of the same work (e.g. serial and sharded)."""
+    if isinstance(report, dict):
+        return {k: comparable(v) for k, v in report.items() if k not in RUN_SPECIFIC}
+    if isinstance(report, list):
+        return [comparable(v) for v in report]
+    return report
