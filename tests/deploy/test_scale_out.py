@@ -121,6 +121,7 @@ def test_shards_are_contiguous_and_deterministic():
 
 @pytest.mark.parametrize("scale,expect", [
     (ScaleOut(workers=0), "--workers"), (ScaleOut(executor="dask"), "unknown executor"),
+    (ScaleOut(workers=2, timeout=0), "--shard-timeout"),
     (ScaleOut(ray_address="10.0.0.1:6379"), "--ray-address goes with --executor ray")])
 def test_bad_scale_options(scale, expect):
     with pytest.raises(SpikedeployError, match=expect):
@@ -257,6 +258,18 @@ def test_ray_shard_killed_twice_is_one_line_and_leaves_nothing(lava_run):
     assert err == ("spikedeploy: error: shard 1/1 (samples 0..39) failed 2 times: its "
                    "process was killed by signal 9")
     assert not run.out.exists()
+    run.assert_nothing_left()
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_shard_over_its_time_limit_is_retried_then_one_line(lava_run, executor):
+    run = lava_run("--workers", "2", "--executor", executor, "--shard-timeout", "1.5")
+    code, err = run.finish(timeout=120)
+    assert code == 2, err
+    assert err.startswith("spikedeploy: error: shard ") and err.endswith(
+        "failed 2 times: exceeded its 1.5 s time limit"), err
+    assert len(err.splitlines()) == 1 and not run.out.exists()
     run.assert_nothing_left()
 
 

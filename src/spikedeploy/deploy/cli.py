@@ -107,6 +107,9 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="--executor ray: the cluster to join (default: start a local Ray for "
                         "the run)")
+    p.add_argument("--shard-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --workers or --executor: give up one attempt of a shard after "
+                        "this long (it is retried once; default: no limit beyond Lava's own)")
 
 
 def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:

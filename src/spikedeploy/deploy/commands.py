@@ -102,7 +102,7 @@ def _scale_out(args):
     if not hasattr(args, "workers"):
         return None
     from .shards import ScaleOut, _ray
-    scale = ScaleOut(args.workers, args.executor, args.ray_address)
+    scale = ScaleOut(args.workers, args.executor, args.ray_address, args.shard_timeout)
     scale.validate()
     if scale.executor == "ray":
         _ray()                   # installed? (one line if not)
@@ -286,9 +286,11 @@ def cmd_simulate(args) -> int:
         raise SpikedeployError(f"--backend {args.backend} runs Loihi fixed point only (drop "
                                "--precision float)")
     precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
-    _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}")
+    scale = _scale_out(args)
+    shards = "" if scale.serial else f"; {scale.workers} shards ({scale.executor})"
+    _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}{shards}")
     _say(describe_convention(program.metadata))
-    result = run_backend(graph, program, batch, args.backend, precision, scale=_scale_out(args))
+    result = run_backend(graph, program, batch, args.backend, precision, scale=scale)
     for note in result.info.get("notes", []):
         _say(f"loihi2 pass: {note}")
     if result.fixed is not None:

@@ -13,8 +13,9 @@ Executors:
 * ``local``: each shard is a supervised child process
   (``python -m spikedeploy.deploy.shard_worker``, its own session; a Lava
   shard starts its own Lava worker under it, as a serial run does). A
-  shard that fails is retried once; a second failure stops the other
-  shards and is one line naming the shard and its samples. Ctrl-C, a
+  shard that fails (or takes longer than ``timeout``) is retried once; a
+  second failure stops the other shards and is one line naming the shard
+  and its samples. Ctrl-C, a
   signal or any error tears every shard's process group and shared memory
   down; a shard whose caller dies tears itself down.
 * ``ray``: the shards are Ray tasks (``ray.init(address)``: a cluster, or a
@@ -59,10 +60,14 @@ class ScaleOut:
     workers: int = 1
     executor: str = "local"
     ray_address: str | None = None
+    timeout: float | None = None      # seconds one attempt of a shard may take
 
     def validate(self) -> None:
         if self.workers < 1:
             raise SpikedeployError(f"--workers must be positive, got {self.workers}")
+        if self.timeout is not None and not (self.timeout > 0 and self.timeout < float("inf")):
+            raise SpikedeployError(f"--shard-timeout must be a positive number of seconds, "
+                                   f"got {self.timeout}")
         if self.executor not in EXECUTORS:
             raise SpikedeployError(f"unknown executor {self.executor!r} ({'|'.join(EXECUTORS)})")
         if self.ray_address is not None and self.executor != "ray":
@@ -99,11 +104,12 @@ def run_sharded(scale: ScaleOut | None, task, x: np.ndarray, **kwargs) -> SimRes
     if scale is None or scale.serial:
         return task(x, **kwargs)
     shards = plan_shards(x.shape[1], scale.workers)
+    log.info("%d samples in %d shards (%s executor)", x.shape[1], len(shards), scale.executor)
     started = time.perf_counter()
     if scale.executor == "ray":
-        parts = _run_ray(shards, task, x, kwargs, scale.ray_address)
+        parts = _run_ray(shards, task, x, kwargs, scale.ray_address, scale.timeout)
     else:
-        parts = _run_local(shards, task, x, kwargs)
+        parts = _run_local(shards, task, x, kwargs, scale.timeout)
     merged = merge_results(parts)
     merged.info["seconds"] = time.perf_counter() - started
     merged.info["shards"] = len(shards)
@@ -155,13 +161,18 @@ class _ChildJob:
         for name in ("result.pkl", "error.txt"):
             (self.job / name).unlink(missing_ok=True)
         self.child = SupervisedChild("spikedeploy.deploy.shard_worker", self.job)
+        self.started = time.monotonic()
         log.info("%s: started pid %d", self.job.name, self.child.pid)
 
-    def poll(self):
-        """None while running; else the result, or a failure reason (str)."""
+    def poll(self, timeout: float | None = None):
+        """None while running; else the result, or a failure reason (str). Past ``timeout``
+        seconds the child is torn down and that is the reason."""
         code = self.child.proc.poll()
         if code is None:
-            return None
+            if timeout is None or time.monotonic() - self.started < timeout:
+                return None
+            self.child.teardown()
+            return f"exceeded its {timeout:g} s time limit"
         self.child.teardown()
         if code == 0 and (self.job / "result.pkl").exists():
             with open(self.job / "result.pkl", "rb") as f:
@@ -197,7 +208,8 @@ def run_in_child(task, x: np.ndarray, kwargs: dict) -> SimResult:
     raise SpikedeployError(outcome)
 
 
-def _run_local(shards: list[Shard], task, x: np.ndarray, kwargs: dict) -> list[SimResult]:
+def _run_local(shards: list[Shard], task, x: np.ndarray, kwargs: dict,
+               timeout: float | None = None) -> list[SimResult]:
     remove_stale_folders((JOB_PREFIX,))
     jobs: list[_ChildJob] = []
     results: dict[int, SimResult] = {}
@@ -211,7 +223,7 @@ def _run_local(shards: list[Shard], task, x: np.ndarray, kwargs: dict) -> list[S
                 for job in jobs:
                     if job.shard.index in results:
                         continue
-                    outcome = job.poll()
+                    outcome = job.poll(timeout)
                     if outcome is None:
                         continue
                     if isinstance(outcome, SimResult):
@@ -242,7 +254,7 @@ def _ray():
 
 
 def _run_ray(shards: list[Shard], task, x: np.ndarray, kwargs: dict,
-             address: str | None) -> list[SimResult]:
+             address: str | None, timeout: float | None = None) -> list[SimResult]:
     ray = _ray()
     # failures are reported here, in one line: not as Ray's tracebacks of unread results
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
@@ -260,30 +272,39 @@ def _run_ray(shards: list[Shard], task, x: np.ndarray, kwargs: dict,
                                    f"{first_line(exc)}") from None
     remote = ray.remote(max_retries=0)(run_in_child)
     task_ref, kwargs_ref = ray.put(task), ray.put(kwargs)
-    pending, reasons, results = {}, {s.index: [] for s in shards}, {}
+    pending, submitted, reasons, results = {}, {}, {s.index: [] for s in shards}, {}
 
     def submit(shard):
         ref = remote.remote(task_ref, x[:, shard.start:shard.stop], kwargs_ref)
         pending[ref] = shard
+        submitted[ref] = time.monotonic()
+
+    def failed(shard, reason):
+        reasons[shard.index].append(reason)
+        log.info("%s failed, retrying: %s", shard.describe(), reason)
+        if len(reasons[shard.index]) >= ATTEMPTS:
+            raise _failure(shard, reasons[shard.index])
+        submit(shard)
 
     try:
         for shard in shards:
             submit(shard)
         with bar(len(shards), "shards", unit="shard") as shown:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                if not done:
+                    late = [r for r in pending if timeout is not None
+                            and time.monotonic() - submitted[r] > timeout]
+                    for ref in late:         # Ray kills the task's worker; its child follows
+                        ray.cancel(ref, force=True)
+                        failed(pending.pop(ref), f"exceeded its {timeout:g} s time limit")
+                    continue
                 shard = pending.pop(done[0])
                 try:
                     results[shard.index] = ray.get(done[0])
                     shown.update(1)
-                    continue
                 except Exception as exc:  # noqa: BLE001 - the task's error, or a lost worker
-                    cause = getattr(exc, "cause", None) or exc
-                    reasons[shard.index].append(first_line(cause))
-                log.info("%s failed, retrying: %s", shard.describe(), reasons[shard.index][-1])
-                if len(reasons[shard.index]) >= ATTEMPTS:
-                    raise _failure(shard, reasons[shard.index])
-                submit(shard)
+                    failed(shard, first_line(getattr(exc, "cause", None) or exc))
     finally:
         for ref in pending:           # a failure or Ctrl-C: stop what still runs
             try:
