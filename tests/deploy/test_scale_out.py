@@ -12,7 +12,8 @@ import pytest
 
 from spikedeploy.deploy.cli import main
 from spikedeploy.deploy.provenance import comparable
-from spikedeploy.deploy.shards import JOB_PREFIX, ScaleOut, plan_shards
+from spikedeploy.deploy.shard_local import JOB_PREFIX
+from spikedeploy.deploy.shards import ScaleOut, plan_shards
 from spikedeploy.errors import SpikedeployError
 
 from helpers import processes, stat_fields

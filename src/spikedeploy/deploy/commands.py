@@ -101,11 +101,12 @@ def _scale_out(args):
     validated before any work."""
     if not hasattr(args, "workers"):
         return None
-    from .shards import ScaleOut, _ray
+    from .shard_ray import require_ray
+    from .shards import ScaleOut
     scale = ScaleOut(args.workers, args.executor, args.ray_address, args.shard_timeout)
     scale.validate()
     if scale.executor == "ray":
-        _ray()                   # installed? (one line if not)
+        require_ray()            # installed? (one line if not)
     return scale
 
 

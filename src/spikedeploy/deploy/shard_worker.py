@@ -28,7 +28,7 @@ def main(job_dir: str, watch_fd: str | None = None) -> int:
         import numpy as np
 
         from ..fileio import write_atomically
-        from .shards import run_task
+        from .shard_local import run_task
         with open(job / "task.pkl", "rb") as f:
             task, kwargs = pickle.load(f)
         result = run_task(task, np.load(job / "inputs.npy", allow_pickle=False), kwargs)
