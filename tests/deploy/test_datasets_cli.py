@@ -92,9 +92,62 @@ def _fails(capsys, argv, expect):
 
 
 def test_missing_dataset_is_one_line(events, tmp_path, capsys):
-    err = _fails(capsys, ["simulate", events["shd"], "--dataset", "tonic:NMNIST",
-                          "--data-dir", str(tmp_path), "--time-bins", "4"], "never downloads")
+    err = _fails(capsys, ["simulate", events["nmnist"], "--dataset", "tonic:NMNIST",
+                          "--data-dir", str(tmp_path)], "never downloads")
     assert str(tmp_path / "NMNIST" / "Test") in err
+
+
+def test_graph_of_another_dataset(events, capsys):
+    _fails(capsys, ["simulate", events["shd"], "--dataset", "tonic:NMNIST", "--data-dir",
+                    events["data"], "--time-bins", "4"],
+           "this graph was trained on tonic:SHD, not tonic:NMNIST")
+
+
+def test_dataset_runs_are_bounded_in_memory(events, capsys):
+    _fails(capsys, ["simulate", events["shd"], "--dataset", "tonic:SHD", "--data-dir",
+                    events["data"], "--max-memory", "100K"], "a run of 6 samples x 10 steps")
+
+
+def test_time_windows_default_to_the_graphs_steps(events, tmp_path):
+    out = tmp_path / "sim.json"
+    assert main(["simulate", events["shd"], "--dataset", "tonic:SHD", "--data-dir",
+                 events["data"], "--time-window", "50000", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["steps"] == 10 and result["inputs"]["frames"]["time_window"] == 50000
+    assert result["inputs"]["frames"]["downsample"] == 4        # the graph's, not given
+
+
+def test_options_override_what_the_graph_was_trained_with():
+    """--no-binarise, --denoise 0 and --downsample 1 undo a graph's recorded frame options;
+    --downsample 0 is refused, not read as 'none'."""
+    import argparse
+
+    from spikedeploy.deploy.inputs import dataset_request
+    from spikedeploy.errors import SpikedeployError
+    meta = {"spikedeploy.dataset": "tonic:NMNIST",
+            "spikedeploy.frames": json.dumps({"time_bins": 8, "time_window": None,
+                                              "downsample": 2, "denoise": 100.0,
+                                              "binarise": True})}
+
+    def request(**given):
+        args = dict(dataset="tonic:NMNIST", data_dir="d", time_bins=None, time_window=None,
+                    downsample=None, denoise=None, binarise=None, input=None, labels=None)
+        return dataset_request(argparse.Namespace(**{**args, **given}), meta)
+    assert request().frames.to_dict() == json.loads(meta["spikedeploy.frames"])
+    undone = request(binarise=False, denoise=0.0, downsample=1).frames
+    assert (undone.binarise, undone.denoise, undone.downsample) == (False, None, 1)
+    with pytest.raises(SpikedeployError, match="--downsample must be a positive integer"):
+        request(downsample=0)
+
+
+def test_training_without_a_test_split(tmp_path, capsys):
+    write_shd(tmp_path / "data", n=8, train=True)
+    assert main(["train", "--dataset", "tonic:SHD", "--data-dir", str(tmp_path / "data"),
+                 "--time-bins", "5", "--downsample", "7", "--epochs", "1", "-o",
+                 str(tmp_path / "ck")]) == 0
+    assert "no test split of tonic:SHD" in capsys.readouterr().out
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert config["test_accuracy"] is None and config["train_samples"] == 8
 
 
 def test_frame_options_need_a_dataset(events, capsys):

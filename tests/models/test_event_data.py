@@ -1,5 +1,4 @@
 """tonic datasets as frames: files fabricated in the real on-disk formats, binned by hand."""
-import math
 
 import numpy as np
 import pytest
@@ -40,21 +39,24 @@ def test_binarise_and_shd_layout(tmp_path):
     assert np.array_equal(x, (hand.reshape(x.shape) > 0).astype(float))
 
 
-def test_time_window_pads_to_the_longest(tmp_path):
+@pytest.mark.parametrize("steps", [3, 12])
+def test_time_windows_from_the_first_event_cut_or_padded_to_t(tmp_path, steps):
+    """Windows of W us from each recording's first event, as many as asked: shorter
+    recordings end in empty frames, longer ones are cut (tonic's ToFrame with end_time)."""
     written = write_nmnist(tmp_path, classes=[3, 5])
     window = 40_000
     split = EventSplit("tonic:NMNIST", tmp_path, False, FrameOptions(time_window=window))
-    x, _ = split.frames([0, 1])
-    lengths = []
+    x, _ = split.frames([0, 1], num_steps=steps)
+    assert x.shape[0] == steps
     for n, (ev, _) in enumerate(written):
-        t = ev["t"] - ev["t"][0]
-        bins = max(math.ceil((t[-1] - window) / window) + 1, 1)    # tonic's incomplete window
-        lengths.append(bins)
-        kept = ev[t // window < bins]
-        assert x[:, n].sum() == len(kept)
-    assert x.shape[0] == max(lengths)
-    cut, _ = split.frames([0, 1], num_steps=2)
-    assert np.array_equal(cut, x[:2])
+        hand = np.zeros((steps, 2, 34, 34))
+        for e in ev:
+            b = (e["t"] - ev["t"][0]) // window
+            if b < steps:
+                hand[b, e["p"], e["y"], e["x"]] += 1
+        assert np.array_equal(x[:, n], hand)
+    with pytest.raises(SpikedeployError, match="need a number of steps"):
+        split.frames([0])
 
 
 def test_denoise_drops_isolated_events(tmp_path):
@@ -112,14 +114,39 @@ def _out_of_sensor(root):
     (root / "NMNIST" / "Test" / "0" / "00000.bin").write_bytes(bytes(raw))
 
 
+def _just_off_sensor(root):
+    """One pixel past the edge: with --downsample 3 tonic would bin it into the last pixel."""
+    write_nmnist(root, classes=[0])
+    raw = bytearray((root / "NMNIST" / "Test" / "0" / "00000.bin").read_bytes())
+    raw[0] = 35
+    (root / "NMNIST" / "Test" / "0" / "00000.bin").write_bytes(bytes(raw))
+
+
+def _negative_dvs(root):
+    write_dvsgesture(root, users=("user01_led",), classes=(2,))
+    path = root / "DVSGesture" / "ibmGestureTest" / "user01_led" / "2.npy"
+    events = np.load(path)
+    events[0, 1] = -3
+    np.save(path, events)
+
+
+def _dvs_folder_without_lighting(root):
+    write_dvsgesture(root, users=("user01_led",), classes=(2,))
+    (root / "DVSGesture" / "ibmGestureTest" / "user03").mkdir()
+
+
 @pytest.mark.parametrize("make,name,expect", [
     (_corrupt_nmnist, "NMNIST", "00000.bin"), (_corrupt_shd, "SHD", "not a readable HDF5"),
     (_shd_without_labels, "SHD", "no labels"), (_corrupt_dvs, "DVSGesture", "2.npy"),
-    (_out_of_sensor, "NMNIST", "could not make frames")])
+    (_out_of_sensor, "NMNIST", "event x 200 is off the NMNIST sensor (0..33)"),
+    (_just_off_sensor, "NMNIST", "event x 35 is off the NMNIST sensor"),
+    (_negative_dvs, "DVSGesture", "event y -3 is off"),
+    (_dvs_folder_without_lighting, "DVSGesture", "user03: not a DVS Gesture recording folder")])
 def test_corrupt_files_are_one_line(tmp_path, make, name, expect):
     make(tmp_path)
     with pytest.raises(SpikedeployError) as err:
-        split = EventSplit(f"tonic:{name}", tmp_path, False, FrameOptions(time_bins=3))
+        split = EventSplit(f"tonic:{name}", tmp_path, False, FrameOptions(time_bins=3,
+                                                                          downsample=3))
         split.frames(range(len(split)))
     assert "\n" not in str(err.value) and expect in str(err.value), err.value
 

@@ -87,14 +87,16 @@ def _add_dataset_args(p: argparse.ArgumentParser, split: str = "test") -> None:
     g.add_argument("--time-bins", type=int, default=None, metavar="T",
                    help="frames per recording (tonic ToFrame n_time_bins): the time steps")
     g.add_argument("--time-window", type=float, default=None, metavar="US",
-                   help="or frames of US microseconds (recordings padded with empty frames, or "
-                        "cut, to --steps or the longest)")
+                   help="or frames of US microseconds from each recording's first event, as "
+                        "many as --steps (default: the graph's T)")
     p.add_argument("--downsample", type=int, default=None, metavar="K",
                    help="pixels (SHD: channels) 1/K in each direction (tonic Downsample)")
     p.add_argument("--denoise", type=float, default=None, metavar="US",
-                   help="drop events with no neighbour within US microseconds (tonic Denoise)")
-    p.add_argument("--binarise", action="store_true",
-                   help="0/1 frames (default: event counts, graded inputs)")
+                   help="drop events with no neighbour within US microseconds (tonic Denoise; "
+                        "0: none, overriding what a graph was trained with)")
+    p.add_argument("--binarise", action=argparse.BooleanOptionalAction, default=None,
+                   help="0/1 frames (default: event counts, graded inputs, or what the graph "
+                        "was trained on)")
 
 
 def _add_scale_args(p: argparse.ArgumentParser) -> None:

@@ -115,6 +115,14 @@ def dataset_inputs(program: Program, request: DatasetRequest, samples: int | Non
     if frames.time_bins is not None and steps is not None and steps != frames.time_bins:
         raise SpikedeployError(f"--steps {steps} contradicts --time-bins {frames.time_bins} "
                                "(the frames are the time steps)")
+    trained_on = str(program.meta(DATASET, "digits"))
+    if trained_on.startswith("tonic:") and trained_on != request.name:
+        raise SpikedeployError(f"this graph was trained on {trained_on}, not {request.name}")
+    # time windows: as many as the graph's T (what it was trained on) unless --steps
+    num_steps = frames.time_bins or steps or program.meta(NUM_STEPS)
+    if num_steps is None:
+        raise SpikedeployError("--time-window needs --steps T (the graph records no T)")
+    num_steps = int(num_steps)
     split = EventSplit(request.name, request.data_dir, False, frames)
     op = program.ops[program.inputs[0]]
     if int(np.prod(split.frame_shape)) != op.size:
@@ -127,10 +135,9 @@ def dataset_inputs(program: Program, request: DatasetRequest, samples: int | Non
     if samples is not None and samples > len(indices):
         print(f"spikedeploy: warning: --samples {samples}: the {request.name} test split has "
               f"{len(indices)} samples; running all {len(indices)}", file=sys.stderr)
-    num_steps = frames.time_bins or steps
-    if num_steps is not None:       # before any frame is built
-        check_memory(f"{len(indices)} samples x {num_steps} steps of {request.name} frames",
-                     float(len(indices)) * num_steps * op.size * BYTES_PER_RECORDED_VALUE)
+    values = sum(o.size for o in program.ops.values())     # frames and every record
+    check_memory(f"a run of {len(indices)} samples x {num_steps} steps over {values} values "
+                 "per step", float(len(indices)) * num_steps * values * BYTES_PER_RECORDED_VALUE)
     x, labels = split.frames(indices, num_steps)
     classes = program.ops[program.outputs[0]].size
     if labels.max(initial=0) >= classes:
@@ -138,7 +145,7 @@ def dataset_inputs(program: Program, request: DatasetRequest, samples: int | Non
                                f"graph's output {classes} values")
     x = x.reshape((x.shape[0], x.shape[1]) + tuple(op.shape))
     origin = {"dataset": request.name, "split": "test", "samples": len(indices),
-              "data_dir": str(request.data_dir), "frames": frames.to_dict(),
+              "data_dir": str(Path(request.data_dir).resolve()), "frames": frames.to_dict(),
               "steps": int(x.shape[0])}
     return InputBatch(x, labels, integer_scale(x),
                       f"{split.describe()}, {len(indices)} samples, T={x.shape[0]}", origin)
@@ -260,14 +267,14 @@ def dataset_request(args, metadata: dict | None = None) -> DatasetRequest | None
     from ..models.event_data import FrameOptions, dataset_info
     dataset_info(name)
     given = {"time_bins": args.time_bins, "time_window": args.time_window,
-             "downsample": args.downsample, "denoise": args.denoise,
-             "binarise": args.binarise or None}
+             "downsample": args.downsample, "denoise": args.denoise, "binarise": args.binarise}
     trained = _trained_frames(metadata, name)
     if args.time_bins is not None or args.time_window is not None:
         trained.pop("time_bins", None), trained.pop("time_window", None)
     options = {k: v if v is not None else trained.get(k) for k, v in given.items()}
     frames = FrameOptions(options["time_bins"], options["time_window"],
-                          options["downsample"] or 1, options["denoise"],
+                          1 if options["downsample"] is None else options["downsample"],
+                          options["denoise"] or None,      # --denoise 0: none
                           bool(options["binarise"]))
     frames.validate()
     return DatasetRequest(name, args.data_dir, frames)

@@ -92,7 +92,9 @@ def _report(cfg: dict, progress) -> None:
         m = cfg["test_metrics"]
         progress(f"denoiser (alpha_bar {cfg['alpha_bar']}): eps MSE {m['eps_mse']:.4f}; denoised "
                  f"image MSE {m['x0_mse']:.4f} (noisy image {m['noisy_x0_mse']:.4f})")
-    if "test_accuracy" in cfg:
+    if cfg.get("test_accuracy") is None and cfg.get("dataset", "").startswith("tonic:"):
+        progress(f"no test split of {cfg['dataset']}: no test accuracy")
+    elif "test_accuracy" in cfg:
         progress(f"snnTorch test accuracy {cfg['test_accuracy']:.4f} (readout "
                  f"{cfg.get('readout', 'spike_count')})")
 

@@ -19,6 +19,7 @@ they extract to.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def check_files(name: str, data_dir, train: bool) -> Path:
         folder = expected.parents[1]
         if not any(folder.glob("user*_*/*.npy")):
             raise missing
+        for sub in folder.iterdir():      # tonic parses user<NN>_<lighting> from every folder
+            if sub.is_dir() and not re.fullmatch(r"user\d+_.+", sub.name):
+                raise SpikedeployError(f"{sub}: not a DVS Gesture recording folder "
+                                       "(user<NN>_<lighting>)")
     return root.parent
 
 
@@ -210,8 +215,10 @@ class EventSplit:
             raise SpikedeployError(f"{name}: tonic could not read {save_to / self.info.tonic_class}"
                                    f" ({type(exc).__name__}: {first_line(exc)})") from None
         self.paths = self._sorted_samples()
+        self._tonic = tonic
         self.transform = self._transform(tonic)
         self.frame_shape = frame_shape(self.info, frames)
+        self.file = save_to / self.info.tonic_class / self.info.split_files[train]
 
     def _sorted_samples(self) -> list:
         """File-per-sample datasets in path order (DVS Gesture's listing follows the file
@@ -234,14 +241,20 @@ class EventSplit:
         k = self.options.downsample
         if k > 1:
             steps.append(t.Downsample(spatial_factor=1.0 / k))
-        sensor = _downsampled_sensor(self.info, k)
+        return t.Compose(steps)
+
+    def _to_frame(self, events, num_steps: int):
+        """tonic's ToFrame: T bins of the recording, or ``num_steps`` windows of
+        ``time_window`` from its first event (``end_time`` bounds what is built)."""
+        to_frame = self._tonic.transforms.ToFrame
+        sensor = _downsampled_sensor(self.info, self.options.downsample)
         if self.options.time_bins is not None:
-            to_frame = t.ToFrame(sensor_size=sensor, n_time_bins=self.options.time_bins)
-        else:
-            to_frame = t.ToFrame(sensor_size=sensor, time_window=self.options.time_window,
-                                 include_incomplete=True)
-        self._empty_steps = self.options.time_bins or 1
-        return t.Compose(steps), to_frame
+            return to_frame(sensor_size=sensor, n_time_bins=self.options.time_bins)(events)
+        window = self.options.time_window
+        end = float(events["t"][0]) + num_steps * window
+        frames = to_frame(sensor_size=sensor, time_window=window, include_incomplete=True,
+                          end_time=end)(events)
+        return frames[:num_steps]
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -249,11 +262,14 @@ class EventSplit:
     def _where(self, index: int) -> str:
         if self.paths:
             return self.paths[index]
-        return f"{self.name} {'training' if self.train else 'test'} sample {index}"
+        return f"{self.file} sample {index}"
 
-    def sample(self, index: int) -> tuple[np.ndarray, int]:
-        """(frames (T_i, *frame_shape) float64, label) of one recording."""
-        events_transform, to_frame = self.transform
+    def sample(self, index: int, num_steps: int | None = None) -> tuple[np.ndarray, int]:
+        """(frames (T, *frame_shape) float64, label) of one recording: T = the time bins, or
+        ``num_steps`` time windows (recordings shorter than that end in empty frames)."""
+        if self.options.time_bins is None and num_steps is None:
+            raise SpikedeployError("--time-window frames need a number of steps (--steps T)")
+        steps = self.options.time_bins or num_steps
         try:
             events, label = self.dataset[int(index)]
         except SpikedeployError:
@@ -261,35 +277,46 @@ class EventSplit:
         except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file: one line
             raise SpikedeployError(f"{self._where(index)}: not a readable {self.info.file_kind} "
                                    f"({type(exc).__name__}: {first_line(exc)})") from None
-        try:
-            events = events_transform(events)
-            if len(events) == 0:        # nothing to bin (tonic's binning needs an event)
-                frames = np.zeros((self._empty_steps,) + self.frame_shape)
-            else:
-                frames = to_frame(events)
-        except Exception as exc:  # noqa: BLE001 - e.g. events beyond the sensor
-            raise SpikedeployError(f"{self._where(index)}: tonic could not make frames of its "
-                                   f"events ({type(exc).__name__}: {first_line(exc)})") from None
-        frames = np.asarray(frames, dtype=np.float64).reshape((-1,) + self.frame_shape)
-        if self.options.binarise:
-            frames = (frames > 0).astype(np.float64)
+        self._check_sensor(events, index)
         label = int(np.asarray(label).reshape(-1)[0])
         if not 0 <= label < self.info.num_classes:
             raise SpikedeployError(f"{self._where(index)}: label {label} outside "
                                    f"0..{self.info.num_classes - 1}")
+        frames = np.zeros((steps,) + self.frame_shape)
+        try:
+            events = self.transform(events)
+            if len(events):             # else empty frames (tonic's binning needs an event)
+                made = self._to_frame(events, steps)
+                made = np.asarray(made, dtype=np.float64).reshape((-1,) + self.frame_shape)
+                frames[:min(steps, len(made))] = made[:steps]
+        except Exception as exc:  # noqa: BLE001 - tonic failing on these events: one line
+            raise SpikedeployError(f"{self._where(index)}: tonic could not make frames of its "
+                                   f"events ({type(exc).__name__}: {first_line(exc)})") from None
+        if self.options.binarise:
+            frames = (frames > 0).astype(np.float64)
         return frames, label
 
+    def _check_sensor(self, events, index: int) -> None:
+        """Events on the sensor only: tonic would silently bin a coordinate just past the
+        edge into the last (downsampled) pixel, and wrap a negative one."""
+        w, h, _ = self.info.sensor_size
+        for axis, size in (("x", w), ("y", h)):
+            if axis in events.dtype.names and len(events):
+                low, high = int(events[axis].min()), int(events[axis].max())
+                if low < 0 or high >= size:
+                    raise SpikedeployError(f"{self._where(index)}: event {axis} "
+                                           f"{low if low < 0 else high} is off the "
+                                           f"{self.info.tonic_class} sensor (0..{size - 1})")
+
     def frames(self, indices, num_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (T, n, *frame_shape) float64 and labels (n,) of ``indices``. Recordings
-        binned by time window are cut or padded with empty frames at the end to
-        ``num_steps`` (default: the longest of them)."""
-        pairs = [self.sample(i) for i in indices]
-        lengths = [f.shape[0] for f, _ in pairs]
-        steps = num_steps or max(lengths, default=1)
-        x = np.zeros((steps, len(pairs)) + self.frame_shape)
-        for n, (f, _) in enumerate(pairs):
-            x[:min(steps, f.shape[0]), n] = f[:steps]
-        return x, np.array([label for _, label in pairs], dtype=np.int64)
+        """Frames (T, n, *frame_shape) float64 and labels (n,) of ``indices``; T = the time
+        bins, or ``num_steps`` windows."""
+        steps = self.options.time_bins or num_steps
+        x = np.zeros((steps or 1, len(indices)) + self.frame_shape)
+        labels = np.zeros(len(indices), dtype=np.int64)
+        for n, i in enumerate(indices):
+            x[:, n], labels[n] = self.sample(i, num_steps)
+        return x, labels
 
     def describe(self) -> str:
         return (f"{self.name} {'training' if self.train else 'test'} split, "
