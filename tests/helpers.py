@@ -172,3 +172,9 @@ def processes(*files: str):
 def stat_fields(stat: bytes) -> list[str]:
     """/proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
     return stat.decode().rsplit(")", 1)[1].split()
+
+
+def lava_workers() -> set:
+    """Pids of every live Lava worker process (ours have this module in their command line)."""
+    return {pid for pid, f in processes("cmdline")
+            if b"spikedeploy.hw_sim.lava_worker" in f["cmdline"]}

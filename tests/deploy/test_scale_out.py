@@ -16,7 +16,7 @@ from spikedeploy.deploy.shard_local import JOB_PREFIX
 from spikedeploy.deploy.shards import ScaleOut, plan_shards
 from spikedeploy.errors import SpikedeployError
 
-from helpers import processes, stat_fields
+from helpers import lava_workers, processes, stat_fields
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +140,6 @@ def test_bad_workers_fail_before_any_run(trained, capsys):
 # checks, within 10 s of its end, that no Lava worker, /dev/shm segment or job folder
 # of the run is left.
 
-def _lava_workers() -> set:
-    return {pid for pid, f in processes("cmdline")
-            if b"spikedeploy.hw_sim.lava_worker" in f["cmdline"]}
-
-
 def _lava_workers_under(pid: int) -> list[int]:
     return [child for child, f in processes("cmdline", "stat")
             if int(stat_fields(f["stat"])[1]) == pid and b"lava_worker" in f["cmdline"]]
@@ -162,7 +157,7 @@ class _Run:
 
     def __init__(self, graph, tmp_path, *options, steps=120):
         self.tmp, self.out = tmp_path, tmp_path / "out.json"
-        self.shm, self.workers = set(os.listdir("/dev/shm")), _lava_workers()
+        self.shm, self.workers = set(os.listdir("/dev/shm")), lava_workers()
         env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
         self.cli = subprocess.Popen(
             [sys.executable, "-m", "spikedeploy.deploy.cli", "simulate", str(graph),
@@ -194,7 +189,7 @@ class _Run:
         deadline = time.monotonic() + within
 
         def left():
-            return (_lava_workers() - self.workers, set(os.listdir("/dev/shm")) - self.shm,
+            return (lava_workers() - self.workers, set(os.listdir("/dev/shm")) - self.shm,
                     list(self.tmp.glob(JOB_PREFIX + "*")) + list(self.tmp.glob("spikedeploy-*")),
                     list(self.tmp.glob(".out.json*")))
         while any(left()) and time.monotonic() < deadline:
@@ -279,7 +274,7 @@ def test_shard_over_its_time_limit_is_retried_then_one_line(lava_run, executor):
 def test_ctrl_c_stops_every_shard(lava_run, executor):
     """SIGINT once both shards' Lava runs are up: exit 130, no output, nothing left."""
     run = lava_run("--workers", "2", "--executor", executor, steps=150)
-    while len(_lava_workers() - run.workers) < 2:
+    while len(lava_workers() - run.workers) < 2:
         run.running()
         time.sleep(0.05)
     time.sleep(0.5)

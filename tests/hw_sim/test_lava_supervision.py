@@ -146,3 +146,17 @@ def test_stale_job_folders_of_dead_runs_are_removed(tmp_path):
         (folder / "inputs.npz").write_bytes(b"x" * 1000)
     assert remove_stale_jobs(tmp_path) == [stale]
     assert not stale.exists() and live.exists()
+
+
+def test_folders_whose_creator_died_before_owning_them(tmp_path):
+    """A folder killed between its creation and its owner file: removed once it is old
+    (a creator writes the owner file at once), never while it may still be being made."""
+    from spikedeploy.hw_sim.supervised import UNOWNED_STALE_SECONDS
+    old, fresh = tmp_path / (JOB_PREFIX + "old"), tmp_path / (JOB_PREFIX + "fresh")
+    for folder in (old, fresh):
+        folder.mkdir()
+        (folder / "inputs.npz").write_bytes(b"x")
+    past = time.time() - UNOWNED_STALE_SECONDS - 60
+    os.utime(old, (past, past))
+    assert remove_stale_jobs(tmp_path) == [old]
+    assert fresh.exists()

@@ -391,7 +391,12 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []      # termination signals seen: a library that turns our exception
+                               # into its own KeyboardInterrupt (Ray's waits do) still says which
+
+
 def _terminate(signum, frame):
+    _received.append(signum)
     raise Terminated(signum)
 
 
@@ -446,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import commands
     previous = {}
+    _received.clear()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             previous[signum] = signal.signal(signum, _terminate)
@@ -463,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikedeploy: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum
     except KeyboardInterrupt:
+        if _received:
+            print(f"spikedeploy: terminated by {signal.Signals(_received[-1]).name}",
+                  file=sys.stderr)
+            return 128 + _received[-1]
         print("spikedeploy: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:      # `spikedeploy check --json | head`: the reader left; end quietly

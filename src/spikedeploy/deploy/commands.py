@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,27 @@ def _scale_out(args):
     if scale.executor == "ray":
         require_ray()            # installed? (one line if not)
     return scale
+
+
+def _sharded(command):
+    """A command that may shard its runs: one Ray for all of them (a sweep or verify runs
+    several), shut down when the command ends, however it ends; a warning for more local
+    workers than cores."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args):
+        scale = _scale_out(args)
+        if scale is not None and scale.executor == "local" and \
+                scale.workers > (os.cpu_count() or 1):
+            _warn(f"--workers {scale.workers} on {os.cpu_count()} cores: shards beyond the "
+                  "cores wait for them")
+        if scale is None or scale.executor != "ray":
+            return command(args)
+        from .shard_ray import ray_session
+        with ray_session():
+            return command(args)
+    return run
 
 
 def _load(args):
@@ -280,6 +302,7 @@ def _shape_arg(text: str) -> tuple:
     return shape
 
 
+@_sharded
 def cmd_simulate(args) -> int:
     graph, program = _load(args)
     batch = _batch(args, program)
@@ -288,7 +311,9 @@ def cmd_simulate(args) -> int:
                                "--precision float)")
     precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
     scale = _scale_out(args)
-    shards = "" if scale.serial else f"; {scale.workers} shards ({scale.executor})"
+    from .shards import plan_shards
+    shards = "" if scale.serial else \
+        f"; {len(plan_shards(batch.x.shape[1], scale.workers))} shards ({scale.executor})"
     _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}{shards}")
     _say(describe_convention(program.metadata))
     result = run_backend(graph, program, batch, args.backend, precision, scale=scale)
@@ -317,6 +342,7 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+@_sharded
 def cmd_energy(args) -> int:
     graph, program = _load(args)
     from ..energy.model import check_memory, load_profile
@@ -419,6 +445,7 @@ def _write_output(path, text: str) -> None:
     write_text(out, text)
 
 
+@_sharded
 def cmd_verify(args) -> int:
     # options first: nothing is read or run for a request that cannot be served
     if args.checkpoint and args.model:
@@ -567,6 +594,7 @@ def format_verify(report: dict) -> str:
     return "\n".join(lines)
 
 
+@_sharded
 def cmd_sweep(args) -> int:
     from ..energy.model import load_profile
     from .sweep import threshold_sweep

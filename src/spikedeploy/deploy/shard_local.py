@@ -127,10 +127,11 @@ def run_local(shards: list, task, x: np.ndarray, kwargs: dict, timeout: float | 
                         shown.update(1)
                         continue
                     job.reasons.append(outcome)
-                    log.info("%s failed, retrying: %s", job.shard.describe(), outcome)
+                    log.info("%s failed: %s", job.shard.describe(), outcome)
                     if len(job.reasons) >= attempts:
                         raise job.shard.failure(job.reasons)
-                    job.start()                    # retried once
+                    log.info("%s: retrying", job.shard.describe())
+                    job.start()
                 time.sleep(POLL_SECONDS)
     finally:                                       # success, failure, Ctrl-C, signals
         for job in jobs:

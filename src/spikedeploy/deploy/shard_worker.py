@@ -3,25 +3,22 @@
 JOB_DIR holds ``task.pkl`` (the task function and its arguments, written by
 the parent into a folder only it writes) and ``inputs.npy`` (the shard's
 samples); the worker writes ``result.pkl`` (the SimResult) or ``error.txt``
-(one line). WATCH_FD: see :func:`spikedeploy.hw_sim.lava_worker.watch_parent`
+(one line). WATCH_FD: see :func:`spikedeploy.hw_sim.supervised.watch_parent`
 -- when the parent ends, however it ends, this shard tears its own process
 group down (a Lava run it started watches this process the same way).
 """
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 from ..errors import SpikedeployError, first_line   # plain Python, no heavy imports
+from ..hw_sim.supervised import start_watching
 
 
 def main(job_dir: str, watch_fd: str | None = None) -> int:
     job = Path(job_dir)
-    if watch_fd is not None:
-        from ..hw_sim.lava_worker import watch_parent
-        threading.Thread(target=watch_parent, args=(int(watch_fd), job), daemon=True,
-                         name="spikedeploy-parent-watch").start()
+    start_watching(watch_fd, job)
     try:
         import pickle
 

@@ -44,13 +44,16 @@ class ScaleOut:
     def validate(self) -> None:
         if self.workers < 1:
             raise SpikedeployError(f"--workers must be positive, got {self.workers}")
-        if self.timeout is not None and not (self.timeout > 0 and self.timeout < float("inf")):
+        if self.timeout is not None and not 0 < self.timeout < float("inf"):
             raise SpikedeployError(f"--shard-timeout must be a positive number of seconds, "
                                    f"got {self.timeout}")
         if self.executor not in EXECUTORS:
             raise SpikedeployError(f"unknown executor {self.executor!r} ({'|'.join(EXECUTORS)})")
         if self.ray_address is not None and self.executor != "ray":
             raise SpikedeployError("--ray-address goes with --executor ray")
+        if self.timeout is not None and self.serial:
+            raise SpikedeployError("--shard-timeout goes with --workers N (N > 1) or "
+                                   "--executor ray")
 
     @property
     def serial(self) -> bool:

@@ -2,7 +2,8 @@
 
 WATCH_FD is the read end of a pipe only the parent can write: when the
 parent ends (SIGKILL included), a watcher thread tears this run down
-(:func:`watch_parent`), so a run never outlives its caller.
+(:func:`spikedeploy.hw_sim.supervised.watch_parent`), so a run never
+outlives its caller.
 
 JOB_DIR holds ``program.pkl`` (the Program the parent lowered and, in fixed
 point, the FixedProgram it quantised), ``job.json`` (kind: our processes,
@@ -20,40 +21,18 @@ unpickled.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import first_line   # plain Python: usable even when the imports below fail
-
-
-def watch_parent(fd: int, job_dir: Path) -> None:
-    """Block until the parent's end of the pipe closes (the parent ended, however it ended),
-    then remove the job folder and tear this run's group down: its shared memory, then
-    every process in it, this one included. Normal ends never get here: the parent closes
-    the pipe only after the worker has exited."""
-    try:
-        while os.read(fd, 1):
-            pass
-    except OSError:
-        pass
-    from .process_group import (group_members, remove_run_folders, shared_memory_of,
-                                unlink_shared_memory)
-    pgid = os.getpgrp()
-    unlink_shared_memory(shared_memory_of(group_members(pgid)))
-    remove_run_folders(job_dir)
-    os.killpg(pgid, signal.SIGKILL)
+from .supervised import start_watching
 
 
 def main(job_dir: str, watch_fd: str | None = None) -> int:
     job_dir = Path(job_dir)
-    if watch_fd is not None:
-        threading.Thread(target=watch_parent, args=(int(watch_fd), job_dir), daemon=True,
-                         name="spikedeploy-parent-watch").start()
+    start_watching(watch_fd, job_dir)
     try:
         import pickle
 

@@ -13,6 +13,7 @@ those segments. Linux ``/proc`` only; no Lava import.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -97,7 +98,6 @@ def teardown_group(pgid: int) -> None:
 
 def remove_run_folders(job_dir: Path) -> None:
     """A run's job folder and the worker scratch folder it names."""
-    import shutil
     try:
         shutil.rmtree((Path(job_dir) / SCRATCH_FILE).read_text(), ignore_errors=True)
     except OSError:

@@ -4,7 +4,8 @@ The child (``python -m MODULE JOB_DIR WATCH_FD``) runs in its own session, so
 its process group id is its pid and everything it forks can be killed with
 it. It inherits the read end of a pipe whose write end only the caller
 holds: when the caller ends, however it ends (SIGKILL included), the child
-reads EOF and tears its own group down (:func:`spikedeploy.hw_sim.lava_worker.watch_parent`).
+reads EOF and tears its own group down (:func:`watch_parent`, which the child
+runs in a thread).
 Its temporary files go to a scratch folder of its own (multiprocessing's
 ``pymp-*`` sockets), removed with it. :meth:`SupervisedChild.teardown`
 kills the group and unlinks exactly the shared memory its members held.
@@ -18,7 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .process_group import OWNER_FILE, SCRATCH_FILE, teardown_group
+from .process_group import (OWNER_FILE, SCRATCH_FILE, group_members, kill_group,
+                            remove_run_folders, shared_memory_of, teardown_group,
+                            unlink_shared_memory)
 
 SCRATCH_PREFIX = "spikedeploy-tmp-"
 
@@ -76,6 +79,38 @@ def short_temp_base() -> str:
     return base if len(base) <= 40 else "/tmp"
 
 
+def watch_parent(fd: int, job_dir: Path) -> None:
+    """Block until the parent's end of the pipe closes (the parent ended, however it ended),
+    then tear this run down: every process of its group (this one included), then the
+    shared memory they held, then the job folder. A forked cleaner in a session of its own
+    does it, after the group is gone, so nothing -- this process's main thread included --
+    still writes into the folder while it is removed. Normal ends never get here: the parent closes the
+    pipe only after the worker has exited."""
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    pgid = os.getpgrp()
+    names = shared_memory_of(group_members(pgid))
+    if os.fork() == 0:
+        try:
+            os.setsid()                 # out of the group it kills
+            kill_group(pgid)
+            unlink_shared_memory(names)
+            remove_run_folders(job_dir)
+        finally:
+            os._exit(0)
+
+
+def start_watching(watch_fd: str | None, job_dir: Path) -> None:
+    """In a supervised child: tear down when the caller ends (:func:`watch_parent`)."""
+    if watch_fd is not None:
+        import threading
+        threading.Thread(target=watch_parent, args=(int(watch_fd), Path(job_dir)), daemon=True,
+                         name="spikedeploy-parent-watch").start()
+
+
 def scratch_dir(job: Path) -> Path:
     """A child's TMPDIR: a short path (multiprocessing puts its listener sockets there),
     owned by this process."""
@@ -97,12 +132,28 @@ def remove_stale_folders(prefixes, root: Path | None = None) -> list[Path]:
         try:
             pid = int((folder / OWNER_FILE).read_text())
         except (OSError, ValueError):
-            continue                      # not ours, or still being created
-        if _alive(pid):
+            pid = None                    # not ours, or still being created, or its
+        if pid is None:                   # creator died in the instant before owning it
+            if not _older_than(folder, UNOWNED_STALE_SECONDS):
+                continue
+        elif _alive(pid):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
+
+
+# An owner file is written right after its folder is made: a folder without one for this
+# long lost its creator in between.
+UNOWNED_STALE_SECONDS = 600.0
+
+
+def _older_than(folder: Path, seconds: float) -> bool:
+    import time
+    try:
+        return time.time() - folder.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
