@@ -22,10 +22,12 @@ from helpers import lava_workers, processes, stat_fields
 @pytest.fixture(scope="module")
 def ray_local():
     """A local Ray on this machine's two cores, as the issue prescribes; our runs reuse it."""
+    import shutil
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    shutil.rmtree(context.address_info["session_dir"], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
