@@ -54,7 +54,9 @@ class ChildJob:
     def start(self) -> None:
         for name in ("result.pkl", "error.txt"):
             (self.job / name).unlink(missing_ok=True)
-        self.child = SupervisedChild("spikedeploy.deploy.shard_worker", self.job)
+        # no scratch TMPDIR: the shard's Lava worker keeps its folders in the usual temporary
+        # folder, where they are never removed under it when the shard is torn down
+        self.child = SupervisedChild("spikedeploy.deploy.shard_worker", self.job, scratch=False)
         self.started = time.monotonic()
         log.info("%s: started pid %d", self.job.name, self.child.pid)
 

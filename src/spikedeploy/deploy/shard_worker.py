@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpikedeployError, first_line   # plain Python, no heavy imports
-from ..hw_sim.supervised import start_watching
+from ..hw_sim.supervised import exit_code_when_orphaned, start_watching
 
 
 def main(job_dir: str, watch_fd: str | None = None) -> int:
@@ -44,4 +44,5 @@ def main(job_dir: str, watch_fd: str | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(exit_code_when_orphaned(main(*sys.argv[1:3]),
+                                     sys.argv[2] if len(sys.argv) > 2 else None))

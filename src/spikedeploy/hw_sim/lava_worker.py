@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import first_line   # plain Python: usable even when the imports below fail
-from .supervised import start_watching
+from .supervised import exit_code_when_orphaned, start_watching
 
 
 def main(job_dir: str, watch_fd: str | None = None) -> int:
@@ -68,4 +68,5 @@ def _run(job: dict, job_dir: Path, program, fixed, data):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(exit_code_when_orphaned(main(*sys.argv[1:3]),
+                                     sys.argv[2] if len(sys.argv) > 2 else None))

@@ -4,11 +4,12 @@ A Lava run lives in its own session (its worker is a session leader, so the
 process group id is the worker's pid); Lava's runtime forks one OS process
 per process model and connects them with POSIX shared memory
 (``/dev/shm/psm_*``). Whoever tears a run down -- the parent after a failure
-or interrupt, or the worker itself when its parent has died -- first reads
-which ``/dev/shm`` segments the group's members have mapped or open (that is
-what belongs to this run, whatever else is in ``/dev/shm``: concurrent runs
-keep theirs), then SIGKILLs the group until nobody is left, then unlinks
-those segments. Linux ``/proc`` only; no Lava import.
+or interrupt, or the worker itself when its parent has died -- first
+stops the group (SIGSTOP, so nobody makes a new segment meanwhile), reads
+which ``/dev/shm`` segments its members have mapped or open (that is what
+belongs to this run, whatever else is in ``/dev/shm``: concurrent runs keep
+theirs), then SIGKILLs the group until nobody is left, then unlinks those
+segments. Linux ``/proc`` only; no Lava import.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ SCRATCH_FILE = "scratch"         # in the job folder: the path of the worker's s
 PROGRESS_ENV = "SPIKEDEPLOY_PROGRESS_FILE"   # where a worker reports the sample windows it ran
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    members = []
+def member_states(pgid: int) -> dict[int, str]:
+    """pid -> state letter of the live (non-zombie) processes of process group ``pgid``."""
+    members = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -36,8 +37,28 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":   # fields: state, ppid, pgrp
-            members.append(int(entry))
+            members[int(entry)] = fields[0]
     return members
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    return list(member_states(pgid))
+
+
+def freeze_group(pgid: int, grace: float = 2.0) -> None:
+    """SIGSTOP the group until every member has stopped, so that none creates shared memory
+    or forks while what it holds is read (a run still starting up does both)."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            return
+        if all(state in "Tt" for state in member_states(pgid).values()) or \
+                time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def shared_memory_of(pids) -> set[str]:
@@ -90,7 +111,9 @@ def unlink_shared_memory(names) -> None:
 
 
 def teardown_group(pgid: int) -> None:
-    """Kill the run's group and remove the shared memory its members held."""
+    """Kill the run's group and remove the shared memory its members held: frozen first,
+    so what they hold is read after the last segment was made."""
+    freeze_group(pgid)
     names = shared_memory_of(group_members(pgid))
     kill_group(pgid)
     unlink_shared_memory(names)

@@ -19,23 +19,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .process_group import (OWNER_FILE, SCRATCH_FILE, group_members, kill_group,
-                            remove_run_folders, shared_memory_of, teardown_group,
-                            unlink_shared_memory)
+from .process_group import OWNER_FILE, SCRATCH_FILE, remove_run_folders, teardown_group
 
 SCRATCH_PREFIX = "spikedeploy-tmp-"
 
 
 class SupervisedChild:
-    """``python -m module job_dir`` started in its own session, watched by a pipe."""
+    """``python -m module job_dir`` started in its own session, watched by a pipe.
+    ``scratch``: the child's TMPDIR is a folder of its own, removed with it (for children
+    whose libraries leave files there); without it the child's own supervised children
+    keep their folders where they can outlive it and be swept (never removed under them)."""
 
-    def __init__(self, module: str, job: Path, env: dict | None = None):
+    def __init__(self, module: str, job: Path, env: dict | None = None, scratch: bool = True):
         self.job = Path(job)
         (self.job / OWNER_FILE).write_text(str(os.getpid()))
-        self.scratch = scratch_dir(self.job)
+        self.scratch = scratch_dir(self.job) if scratch else None
         self.log = open(self.job / "worker.log", "wb")
         watch_read, self.watch_write = os.pipe()
-        child_env = dict(os.environ, TMPDIR=str(self.scratch), **(env or {}))
+        child_env = dict(os.environ, **({"TMPDIR": str(self.scratch)} if scratch else {}),
+                         **(env or {}))
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", module, str(self.job), str(watch_read)],
@@ -44,7 +46,8 @@ class SupervisedChild:
         except BaseException:
             os.close(self.watch_write)
             self.log.close()
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            if self.scratch:
+                shutil.rmtree(self.scratch, ignore_errors=True)
             raise
         finally:
             os.close(watch_read)
@@ -65,7 +68,8 @@ class SupervisedChild:
             self.proc.wait()
         os.close(self.watch_write)
         self.log.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def log_tail(self) -> str:
         lines = (self.job / "worker.log").read_text(errors="replace").strip().splitlines()
@@ -84,20 +88,18 @@ def watch_parent(fd: int, job_dir: Path) -> None:
     then tear this run down: every process of its group (this one included), then the
     shared memory they held, then the job folder. A forked cleaner in a session of its own
     does it, after the group is gone, so nothing -- this process's main thread included --
-    still writes into the folder while it is removed. Normal ends never get here: the parent closes the
-    pipe only after the worker has exited."""
+    still writes into the folder while it is removed. Normal ends never get here: the
+    parent closes the pipe only after the worker has exited."""
     try:
         while os.read(fd, 1):
             pass
     except OSError:
         pass
     pgid = os.getpgrp()
-    names = shared_memory_of(group_members(pgid))
     if os.fork() == 0:
         try:
-            os.setsid()                 # out of the group it kills
-            kill_group(pgid)
-            unlink_shared_memory(names)
+            os.setsid()                 # out of the group it stops and kills
+            teardown_group(pgid)
             remove_run_folders(job_dir)
         finally:
             os._exit(0)
@@ -109,6 +111,18 @@ def start_watching(watch_fd: str | None, job_dir: Path) -> None:
         import threading
         threading.Thread(target=watch_parent, args=(int(watch_fd), Path(job_dir)), daemon=True,
                          name="spikedeploy-parent-watch").start()
+
+
+def exit_code_when_orphaned(code: int, watch_fd: str | None, limit: float = 30.0) -> int:
+    """A supervised child's exit: if its caller is already gone, its watcher's cleaner is
+    tearing the group down -- wait for it to end this process rather than exit first and
+    leave the group's other processes and shared memory to nobody."""
+    if watch_fd is not None:
+        import select
+        import time
+        if select.select([int(watch_fd)], [], [], 0)[0]:     # EOF: the caller has ended
+            time.sleep(limit)
+    return code
 
 
 def scratch_dir(job: Path) -> Path:
