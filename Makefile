@@ -64,6 +64,7 @@ test-quick: setup $(STAMP)/crosscheck
 bench: setup
 	$(PY) benchmarks/bench_simulators.py
 	$(PY) benchmarks/bench_scale_out.py
+	$(PY) benchmarks/bench_lava_readback.py
 
 clean:
 	rm -rf $(VENV) spikedeploy_out

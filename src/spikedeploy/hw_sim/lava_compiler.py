@@ -16,8 +16,11 @@ initial states do not act before a sample's first input arrives.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -25,13 +28,14 @@ from ..compat import lava_py311  # noqa: F401  (must precede any Lava import)
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.dense.process import Dense
-from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
+from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.ops import Program
 from .lava_builders import BUILDERS, LavaBuild, lava_problem
 from .lava_procs.neuron.process import WindowedNeuron
+from .lava_procs.record.process import RecordSink
 from .lava_procs.shift.process import Shift
 from .process_group import PROGRESS_ENV
 from .timing import schedule
@@ -100,7 +104,7 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
     num_steps, n = next(iter(data.values())).shape[:2]
     b = build_network(program, data, precision, fixed, num_steps, builders, processes)
     lat = b.lat
-    sinks: dict[str, SinkBuffer] = {}
+    sinks: dict = {}                  # op -> the port its record is read from
     aliases: dict[str, str] = {}      # op -> op whose sink already records the same port
     by_port: dict[tuple, str] = {}
     for name in record:
@@ -111,18 +115,17 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
         if key in by_port:
             aliases[name] = by_port[key]
             continue
-        sink = SinkBuffer(shape=(op.size,), buffer=b.total_steps)
-        b.out_port[name].connect(sink.a_in)
-        sinks[name] = sink
+        sinks[name] = b.out_port[name]
         by_port[key] = name
     runner = b.processes[0]
     cfg = Loihi2SimCfg(select_tag=PRECISION_TAGS[precision])
     buffers = {b.process_of[name].a_buff: pos for name, pos in (clear or {}).items()}
-    try:
-        run_windows(runner, cfg, n, b.window, buffers)
-        raw = {name: sink.data.get() for name, sink in sinks.items()}
-    finally:
-        runner.stop()
+    with Recorders(sinks, b.total_steps) as recorders:
+        try:
+            run_windows(runner, cfg, n, b.window, buffers)
+        finally:
+            runner.stop()
+        raw = recorders.read()
     records = align_windows(raw, lat, n, b.window, num_steps, precision)
     for name, target in aliases.items():
         records[name] = records[target]
@@ -132,6 +135,35 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
             records[name] = (np.round(x * fixed.scales[name]).astype(np.int64)
                              if precision == "fixed" else x.astype(np.float64))
     return records, b.sched.total_latency
+
+
+class Recorders:
+    """A RecordSink on each named port (size = the port's, flattened), each writing its
+    whole record to a file of a private folder in the step that fills it; ``read()`` loads
+    them after the run: one file per sink instead of one Lava message per value."""
+
+    def __init__(self, ports: dict, length: int):
+        self.folder = Path(tempfile.mkdtemp(prefix="spikedeploy-records-"))
+        self.paths = {}
+        for k, (name, port) in enumerate(ports.items()):
+            self.paths[name] = self.folder / f"{k}.npy"
+            sink = RecordSink(shape=(int(np.prod(port.shape)),), buffer=length,
+                              path=self.paths[name])
+            (port if len(port.shape) == 1 else port.flatten()).connect(sink.a_in)
+
+    def read(self) -> dict:
+        raw = {}
+        for name, path in self.paths.items():
+            if not path.exists():
+                raise SpikedeployError(f"Lava run ended before recording '{name}' whole")
+            raw[name] = np.load(path, allow_pickle=False)
+        return raw
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def align_windows(raw: dict, lat: dict, n: int, window: int, num_steps: int,

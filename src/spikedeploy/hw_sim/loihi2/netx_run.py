@@ -17,12 +17,11 @@ import numpy as np
 
 from ...compat.netx import import_netx
 from lava.magma.core.run_configs import Loihi2SimCfg
-from lava.proc.io.sink import RingBuffer as SinkBuffer
 from lava.proc.io.source import RingBuffer as SourceBuffer
 
 from ...ir.ops import DelayOp, Program
 from ..lava_builders import GRADED_MESSAGE_BITS, binary_input, input_stream
-from ..lava_compiler import align_windows, run_windows
+from ..lava_compiler import Recorders, align_windows, run_windows
 from ..timing import schedule
 from .netx_file import LAYERS_ATTR
 from .stock import synapses_to_clear
@@ -54,11 +53,7 @@ def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tu
     if len(net.inp.shape) == 3:           # a conv first layer reads (W, H, C)
         port = port.reshape(tuple(in_shape)).transpose((2, 1, 0))
     port.connect(net.inp)
-    sinks = {}
-    for layer, name in zip(net.layers, names[1:]):
-        sink = SinkBuffer(shape=(program.ops[name].size,), buffer=n * window)
-        _flat(layer.out).connect(sink.a_in)
-        sinks[name] = sink
+    outputs = {name: _flat(layer.out) for layer, name in zip(net.layers, names[1:])}
     # netx blocks: ``synapse`` (Dense or, with delays, DelayDense) and, for dense_rec, the
     # population's recurrent ``synapse_rec``
     by_neuron = dict(zip(names[1:], net.layers))
@@ -68,11 +63,12 @@ def run_netx(path, program: Program, data: dict, fixed, record: list[str]) -> tu
         block = by_neuron[neuron]
         recurrent = syn in program.ops[neuron].recurrent
         buffers[(block.synapse_rec if recurrent else block.synapse).a_buff] = pos
-    try:
-        run_windows(net, Loihi2SimCfg(select_tag="fixed_pt"), n, window, buffers)
-        raw = {name: sink.data.get() for name, sink in sinks.items()}
-    finally:
-        net.stop()
+    with Recorders(outputs, n * window) as recorders:
+        try:
+            run_windows(net, Loihi2SimCfg(select_tag="fixed_pt"), n, window, buffers)
+        finally:
+            net.stop()
+        raw = recorders.read()
     layers = align_windows(raw, sched.latency, n, window, num_steps, "fixed")
     records = {}
     for name in record:
