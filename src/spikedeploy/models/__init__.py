@@ -23,21 +23,30 @@ The seed papers' mechanisms (issue #7), each exportable to NIR:
     sta.TCSA (training only: refused at export)
     recipes.train_recipe(name, **options)  # what `spikedeploy train --model NAME` runs
 """
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, training_config
-from .data import DigitsSplit, encode, load_digits_split
-from .losses import lts_loss, tet_s_loss
-from .mlp import build_mlp
-from .neurons import IF, IMPLIF, LIF, TSM, Readout, reset_state, scale_thresholds
-from .residual import PreSpikeResidual
-from .naming import layer_names
-from .run import run_snntorch
-from .train import TrainConfig, TrainResult, evaluate, train
+import importlib
 
-__all__ = [
-    "Checkpoint", "load_checkpoint", "save_checkpoint", "training_config",
-    "DigitsSplit", "encode", "load_digits_split",
-    "build_mlp", "layer_names", "reset_state", "run_snntorch",
-    "TrainConfig", "TrainResult", "evaluate", "train",
-    "IF", "IMPLIF", "LIF", "TSM", "Readout", "scale_thresholds", "PreSpikeResidual",
-    "lts_loss", "tet_s_loss",
-]
+# Public name -> the submodule defining it. Loaded on first use (PEP 562): the digits
+# loader and event datasets need neither torch nor snnTorch, and importing them through
+# this package must not cost a torch import (about 0.7 s).
+_SOURCES = {
+    "checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint", "training_config"),
+    "data": ("DigitsSplit", "encode", "load_digits_split"),
+    "losses": ("lts_loss", "tet_s_loss"),
+    "mlp": ("build_mlp",),
+    "neurons": ("IF", "IMPLIF", "LIF", "TSM", "Readout", "reset_state", "scale_thresholds"),
+    "residual": ("PreSpikeResidual",),
+    "naming": ("layer_names",),
+    "run": ("run_snntorch",),
+    "mlp_training": ("TrainConfig", "TrainResult", "evaluate", "train"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -106,7 +106,7 @@ class Checkpoint:
 
 
 def training_config(result) -> dict:
-    """The config.json contents for a :class:`~spikedeploy.models.train.TrainResult`."""
+    """The config.json contents for a :class:`~spikedeploy.models.mlp_training.TrainResult`."""
     c = result.config
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,

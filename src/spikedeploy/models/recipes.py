@@ -47,7 +47,7 @@ def _mlp(hidden=None, num_steps=None, encoding=None, epochs=None, seed=0, train_
     if batch_size is not None:
         raise SpikedeployError("--batch-size goes with --dataset (digits train in batches of 64)")
     from .checkpoint import training_config
-    from .train import TrainConfig, train
+    from .mlp_training import TrainConfig, train
     kwargs = {k: v for k, v in dict(hidden=hidden, num_steps=num_steps, encoding=encoding,
                                     epochs=epochs, train_subset=train_subset,
                                     shared_neuron_params=shared_neuron_params).items()
