@@ -135,9 +135,7 @@ def dataset_inputs(program: Program, request: DatasetRequest, samples: int | Non
     if samples is not None and samples > len(indices):
         print(f"spikedeploy: warning: --samples {samples}: the {request.name} test split has "
               f"{len(indices)} samples; running all {len(indices)}", file=sys.stderr)
-    values = sum(o.size for o in program.ops.values())     # frames and every record
-    check_memory(f"a run of {len(indices)} samples x {num_steps} steps over {values} values "
-                 "per step", float(len(indices)) * num_steps * values * BYTES_PER_RECORDED_VALUE)
+    check_run_size(program, len(indices), num_steps)      # before any frame is built
     x, labels = split.frames(indices, num_steps)
     classes = program.ops[program.outputs[0]].size
     if labels.max(initial=0) >= classes:
@@ -172,9 +170,15 @@ def check_run_memory(program: Program, samples: int | None, input_path: str | No
         num_steps = steps or int(program.meta(NUM_STEPS, DEFAULT_NUM_STEPS))
     if n <= 0 or num_steps <= 0:
         return                       # refused with its own message where the inputs are made
+    check_run_size(program, n, num_steps)
+
+
+def check_run_size(program: Program, samples: int, num_steps: int) -> None:
+    """Refuse a run whose inputs and records (every op x samples x steps) exceed the memory
+    limit."""
     values = sum(op.size for op in program.ops.values())
-    check_memory(f"a run of {n} samples x {num_steps} steps over {values} values per step",
-                 float(n) * num_steps * values * BYTES_PER_RECORDED_VALUE)
+    check_memory(f"a run of {samples} samples x {num_steps} steps over {values} values per "
+                 "step", float(samples) * num_steps * values * BYTES_PER_RECORDED_VALUE)
 
 
 def _class_labels(labels: np.ndarray, path: str, program: Program) -> np.ndarray:
