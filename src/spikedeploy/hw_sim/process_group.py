@@ -46,19 +46,26 @@ def group_members(pgid: int) -> list[int]:
     return list(member_states(pgid))
 
 
-def freeze_group(pgid: int, grace: float = 2.0) -> None:
-    """SIGSTOP the group until every member has stopped, so that none creates shared memory
-    or forks while what it holds is read (a run still starting up does both)."""
+def _signal_group_until(pgid: int, signum: int, done, grace: float) -> None:
+    """Send ``signum`` to the group again and again until ``done(member states)`` holds, the
+    group is gone, or ``grace`` seconds pass (a process forked while a signal was delivered
+    can escape it)."""
     deadline = time.monotonic() + grace
     while True:
         try:
-            os.killpg(pgid, signal.SIGSTOP)
+            os.killpg(pgid, signum)
         except (ProcessLookupError, PermissionError):
             return
-        if all(state in "Tt" for state in member_states(pgid).values()) or \
-                time.monotonic() > deadline:
+        if done(member_states(pgid)) or time.monotonic() > deadline:
             return
         time.sleep(0.01)
+
+
+def freeze_group(pgid: int, grace: float = 2.0) -> None:
+    """SIGSTOP the group until every member has stopped, so that none creates shared memory
+    or forks while what it holds is read (a run still starting up does both)."""
+    _signal_group_until(pgid, signal.SIGSTOP,
+                        lambda states: all(s in "Tt" for s in states.values()), grace)
 
 
 def shared_memory_of(pids) -> set[str]:
@@ -89,17 +96,8 @@ def shared_memory_of(pids) -> set[str]:
 
 
 def kill_group(pgid: int, grace: float = 10.0) -> None:
-    """SIGKILL the group until none of its members is left (repeated: a process forked while
-    the first signal was delivered can escape it)."""
-    deadline = time.monotonic() + grace
-    while True:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-        if not group_members(pgid) or time.monotonic() > deadline:
-            return
-        time.sleep(0.02)
+    """SIGKILL the group until none of its members is left."""
+    _signal_group_until(pgid, signal.SIGKILL, lambda states: not states, grace)
 
 
 def unlink_shared_memory(names) -> None:

@@ -13,12 +13,16 @@ kills the group and unlinks exactly the shared memory its members held.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
+from ..fileio import process_alive
 from .process_group import OWNER_FILE, SCRATCH_FILE, remove_run_folders, teardown_group
 
 SCRATCH_PREFIX = "spikedeploy-tmp-"
@@ -108,7 +112,6 @@ def watch_parent(fd: int, job_dir: Path) -> None:
 def start_watching(watch_fd: str | None, job_dir: Path) -> None:
     """In a supervised child: tear down when the caller ends (:func:`watch_parent`)."""
     if watch_fd is not None:
-        import threading
         threading.Thread(target=watch_parent, args=(int(watch_fd), Path(job_dir)), daemon=True,
                          name="spikedeploy-parent-watch").start()
 
@@ -118,8 +121,6 @@ def exit_code_when_orphaned(code: int, watch_fd: str | None, limit: float = 30.0
     tearing the group down -- wait for it to end this process rather than exit first and
     leave the group's other processes and shared memory to nobody."""
     if watch_fd is not None:
-        import select
-        import time
         if select.select([int(watch_fd)], [], [], 0)[0]:     # EOF: the caller has ended
             time.sleep(limit)
     return code
@@ -150,7 +151,7 @@ def remove_stale_folders(prefixes, root: Path | None = None) -> list[Path]:
         if pid is None:                   # creator died in the instant before owning it
             if not _older_than(folder, UNOWNED_STALE_SECONDS):
                 continue
-        elif _alive(pid):
+        elif process_alive(pid):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
@@ -163,18 +164,7 @@ UNOWNED_STALE_SECONDS = 600.0
 
 
 def _older_than(folder: Path, seconds: float) -> bool:
-    import time
     try:
         return time.time() - folder.stat().st_mtime > seconds
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
