@@ -138,18 +138,18 @@ def run_program(program: Program, data: dict[str, np.ndarray], precision: str,
 
 
 class Recorders:
-    """A RecordSink on each named port (size = the port's, flattened), each writing its
-    whole record to a file of a private folder in the step that fills it; ``read()`` loads
-    them after the run: one file per sink instead of one Lava message per value."""
+    """A RecordSink on each named flat port (netx's conv ports are flattened in C order by
+    their caller), each writing its whole record to a file of a private folder in the step
+    that fills it; ``read()`` loads them after the run: one file per sink instead of one
+    Lava message per value."""
 
     def __init__(self, ports: dict, length: int):
         self.folder = Path(tempfile.mkdtemp(prefix="spikedeploy-records-"))
         self.paths = {}
         for k, (name, port) in enumerate(ports.items()):
             self.paths[name] = self.folder / f"{k}.npy"
-            sink = RecordSink(shape=(int(np.prod(port.shape)),), buffer=length,
-                              path=self.paths[name])
-            (port if len(port.shape) == 1 else port.flatten()).connect(sink.a_in)
+            sink = RecordSink(shape=tuple(port.shape), buffer=length, path=self.paths[name])
+            port.connect(sink.a_in)
 
     def read(self) -> dict:
         raw = {}
