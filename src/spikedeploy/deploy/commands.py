@@ -112,14 +112,15 @@ def _scale_out(args):
 
 
 def _sharded(command):
-    """A command that may shard its runs: one Ray for all of them (a sweep or verify runs
-    several), shut down when the command ends, however it ends; a warning for more local
-    workers than cores."""
+    """A command that may shard its runs: its options validated once, before any work, and
+    kept as ``args.scale_out``; one Ray for all of its runs (a sweep or verify runs several),
+    shut down when the command ends, however it ends; a warning for more local workers than
+    cores."""
     import functools
 
     @functools.wraps(command)
     def run(args):
-        scale = _scale_out(args)
+        scale = args.scale_out = _scale_out(args)
         if scale is not None and scale.executor == "local" and \
                 scale.workers > (os.cpu_count() or 1):
             _warn(f"--workers {scale.workers} on {os.cpu_count()} cores: shards beyond the "
@@ -133,7 +134,6 @@ def _sharded(command):
 
 
 def _load(args):
-    _scale_out(args)             # bad options fail before the graph is read
     graph, notes = _read_under_convention(args)
     _validated(graph, args)
     for note in notes:         # after validation: a refused graph gets its one error line only
@@ -310,7 +310,7 @@ def cmd_simulate(args) -> int:
         raise SpikedeployError(f"--backend {args.backend} runs Loihi fixed point only (drop "
                                "--precision float)")
     precision = "fixed" if args.backend in LOIHI2_BACKENDS else (args.precision or "float")
-    scale = _scale_out(args)
+    scale = args.scale_out
     from .shards import plan_shards
     shards = "" if scale.serial else \
         f"; {len(plan_shards(batch.x.shape[1], scale.workers))} shards ({scale.executor})"
@@ -353,7 +353,7 @@ def cmd_energy(args) -> int:
     check_memory(profile, args.memory)
     batch = _batch(args, program)
     result = run_backend(graph, program, batch, args.backend, args.precision,
-                         scale=_scale_out(args))
+                         scale=args.scale_out)
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
     from .provenance import describe_sample, provenance, run_accuracy
@@ -467,7 +467,7 @@ def cmd_verify(args) -> int:
         model = load_model(args.model, args.weights)   # a bad model file fails before any run
     precision = "fixed" if args.target else (args.precision or "float")
     float_program = program
-    scale = _scale_out(args)
+    scale = args.scale_out
     if args.target:
         runs = _target_runs(program, batch, args.no_lava, scale)
         program = runs["reference"].program
@@ -620,7 +620,7 @@ def cmd_sweep(args) -> int:
                                    f"({batch.x.shape[1]}, {out_size}): one output per sample")
     rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
                            precision=args.precision, profile=args.profile, targets=targets,
-                           scale_out=_scale_out(args))
+                           scale_out=args.scale_out)
     _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "
          f"{describe_convention(program.metadata)}")
     from ..tables import terminal_table
