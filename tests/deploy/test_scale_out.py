@@ -217,14 +217,18 @@ def lava_run(trained, tmp_path):
 
 
 @pytest.mark.lava
-def test_killed_shard_twice_is_one_line_and_leaves_nothing(lava_run):
-    run = lava_run("--workers", "2")
-    first = run.kill_shard(f"{JOB_PREFIX}2of2-")
-    run.kill_shard(f"{JOB_PREFIX}2of2-", spare={first})        # its retry
+@pytest.mark.parametrize("options,tag,shard", [
+    (("--workers", "2"), "2of2", "shard 2/2 (samples 20..39)"),
+    # under Ray the shard's process is a supervised child of the Ray task
+    (("--executor", "ray"), "ray", "shard 1/1 (samples 0..39)")], ids=["local", "ray"])
+def test_killed_shard_twice_is_one_line_and_leaves_nothing(lava_run, options, tag, shard):
+    run = lava_run(*options)
+    first = run.kill_shard(f"{JOB_PREFIX}{tag}-")
+    run.kill_shard(f"{JOB_PREFIX}{tag}-", spare={first})        # its retry
     code, err = run.finish(timeout=60)
     assert code == 2, err
-    assert err == ("spikedeploy: error: shard 2/2 (samples 20..39) failed 2 times: its "
-                   "process was killed by signal 9")
+    assert err == (f"spikedeploy: error: {shard} failed 2 times: its process was killed by "
+                   "signal 9")
     assert not run.out.exists()
     run.assert_nothing_left()
 
@@ -241,21 +245,6 @@ def test_killed_shard_once_is_retried_and_the_run_is_whole(lava_run, trained, tm
     sharded = json.loads(run.out.read_text())
     assert sharded["samples"] == 40
     assert sharded["spikes"] == json.loads(serial.read_text())["spikes"]
-    run.assert_nothing_left()
-
-
-@pytest.mark.lava
-def test_ray_shard_killed_twice_is_one_line_and_leaves_nothing(lava_run):
-    """Under Ray too: the shard's process (a supervised child of the Ray task) SIGKILLed,
-    retried once, SIGKILLed again -> one line, no output, nothing of the run left."""
-    run = lava_run("--executor", "ray")
-    first = run.kill_shard(f"{JOB_PREFIX}ray-")
-    run.kill_shard(f"{JOB_PREFIX}ray-", spare={first})
-    code, err = run.finish(timeout=60)
-    assert code == 2, err
-    assert err == ("spikedeploy: error: shard 1/1 (samples 0..39) failed 2 times: its "
-                   "process was killed by signal 9")
-    assert not run.out.exists()
     run.assert_nothing_left()
 
 
