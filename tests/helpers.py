@@ -79,11 +79,32 @@ def spikes(rng, shape, p=0.3):
 
 # --- backend comparisons ----------------------------------------------------------------
 
+def assert_engines_agree(program, x, base, precision="float", fixed=None, **options):
+    """The torch engine (and ``options``, e.g. another dtype) against the run ``base``:
+    spikes and every fixed-point value identical, float currents and voltages within
+    rounding (the engines' BLAS may sum in another order)."""
+    other = simulate(program, x, precision, fixed, engine=options.pop("engine", "torch"),
+                     **options)
+    assert set(other.records) == set(base.records)
+    for name, rec in base.records.items():
+        op = program.ops[name]
+        exact = precision == "fixed" or (hasattr(op, "params") and op.params.spiking)
+        if exact:
+            assert np.array_equal(rec, other.records[name]), (
+                f"{precision} {name}: {int(np.sum(rec != other.records[name]))} values differ")
+        else:
+            np.testing.assert_allclose(other.records[name], rec, rtol=1e-12, atol=1e-12,
+                                       err_msg=name)
+    return other
+
+
 def run_both(graph, x, fixed=True, input_scale=1.0, min_spikes=5):
-    """Reference vs Lava in float (identical spikes) and fixed (bit-exact); returns the runs."""
+    """Reference vs Lava in float (identical spikes) and fixed (bit-exact), and the numpy vs
+    the torch engine of the reference; returns the runs."""
     from spikedeploy.hw_sim.lava_runner import simulate_lava
     program = lower(graph)
-    ref = simulate(program, x)
+    ref = simulate(program, x, engine="numpy")
+    assert_engines_agree(program, x, ref)
     lava = simulate_lava(graph, x, program=program)
     assert set(lava.records) <= set(ref.records)
     for name, rec in lava.records.items():
@@ -100,7 +121,8 @@ def run_both(graph, x, fixed=True, input_scale=1.0, min_spikes=5):
     runs = {"ref": ref, "lava": lava}
     if fixed:
         fx = fxp.quantise(program, input_scale=input_scale)
-        ref_fx = simulate(program, x, "fixed", fx)
+        ref_fx = simulate(program, x, "fixed", fx, engine="numpy")
+        assert_engines_agree(program, x, ref_fx, "fixed", fx)
         lava_fx = simulate_lava(graph, x, "fixed", input_scale=input_scale, program=program)
         for name, rec in lava_fx.records.items():
             assert np.array_equal(rec, ref_fx.records[name]), (

@@ -23,6 +23,7 @@ from spikedeploy.hw_sim.check import check_graph
 from spikedeploy.hw_sim.lava_builders import BUILDERS
 from spikedeploy.hw_sim.loihi2.stock_builders import STOCK_BUILDERS
 from spikedeploy.hw_sim.loihi2.target import LOIHI2_RULES
+from spikedeploy.hw_sim import reference_torch
 from spikedeploy.hw_sim.reference import FIXED_RUNNERS, FLOAT_RUNNERS, simulate
 from spikedeploy.ir import fixed_point as fxp
 from spikedeploy.ir import ops as ops_module
@@ -36,6 +37,8 @@ from helpers import chain, mlp_graph, random_lif
 TABLES: dict[str, OpTable] = {
     "float reference runner": FLOAT_RUNNERS,
     "fixed reference runner": FIXED_RUNNERS,
+    "float reference runner (torch)": reference_torch.FLOAT_RUNNERS,
+    "fixed reference runner (torch)": reference_torch.FIXED_RUNNERS,
     "Lava lowering": BUILDERS,
     "quantisation rule": fxp.QUANTISERS,
     "Loihi 2 target rule": LOIHI2_RULES,

@@ -319,7 +319,7 @@ def test_ir_lowering_of_the_written_file_reproduces_snntorch(tmp_path):
             if isinstance(op, DenseOp):
                 values[op.name] = src @ op.weight.T
             elif isinstance(op, NeuronOp):
-                u, v = state.get(op.name, (0.0, np.broadcast_to(op.params.v_init, src.shape)))
+                u, v = state.get(op.name, (0.0, np.broadcast_to(op.params.v_init, src.shape).copy()))
                 u, v, z = neuron_step(u, v, src, op.params)
                 state[op.name] = (u, v)
                 values[op.name] = z

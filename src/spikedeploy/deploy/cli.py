@@ -114,6 +114,19 @@ def _add_scale_args(p: argparse.ArgumentParser) -> None:
                         "this long (it is retried once; default: no limit beyond Lava's own)")
 
 
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reference simulator")
+    g.add_argument("--engine", choices=["auto", "numpy", "torch"], default="auto",
+                   help="numpy, torch (CPU threads or CUDA), or auto: torch for large runs and "
+                        "on a GPU, numpy for small ones (default)")
+    g.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda[:N] (the torch engine)")
+    g.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="float64 (default: exact, spike for spike with snnTorch float64 and "
+                        "Lava) or float32 (faster; a voltage within float32 rounding of its "
+                        "threshold may spike differently: verify measures how often)")
+
+
 def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--samples", type=int, default=None,
@@ -127,6 +140,7 @@ def _add_data_args(p: argparse.ArgumentParser, default_samples: int = 100) -> No
                    help="threshold guidance: multiply every spiking threshold by GAMMA (default 1)")
     _add_dataset_args(p)
     _add_scale_args(p)
+    _add_engine_args(p)
 
 
 # Exit codes (README "Command-line conventions"): 0 success; 1 a check or verification that
@@ -284,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", "--save", dest="save", default=None, metavar="FILE",
                    help="write output and per-layer spikes: .npz, or "
                    ".nir for NIR's data format (NIRGraphData)")
+    p.add_argument("--record", choices=["layers", "all", "outputs"], default="layers",
+                   help="what the reference simulator keeps (and --save writes): the inputs, "
+                        "neuron layers and outputs (default), every op including synaptic "
+                        "currents, or the outputs only")
 
     p = sub.add_parser("energy", help="per-layer operations and energy report")
     _add_graph_args(p)

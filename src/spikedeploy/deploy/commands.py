@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import SpikedeployError
 from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
+from ..hw_sim.reference import EngineChoice
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
 from ..ir.conventions import apply_convention, describe_convention, recorded_convention
@@ -131,6 +132,17 @@ def _sharded(command):
         with ray_session():
             return command(args)
     return run
+
+
+def _engine(args, precision: str = "float") -> EngineChoice:
+    """The reference simulator's engine options (float32 is refused in fixed point, where
+    the arithmetic is integer)."""
+    choice = EngineChoice(getattr(args, "engine", "auto"), getattr(args, "dtype", "float64"),
+                          getattr(args, "device", "cpu"))
+    if choice.dtype != "float64" and precision == "fixed":
+        raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
+                               "integer arithmetic, exact either way)")
+    return choice
 
 
 def _load(args):
@@ -316,7 +328,12 @@ def cmd_simulate(args) -> int:
         f"; {len(plan_shards(batch.x.shape[1], scale.workers))} shards ({scale.executor})"
     _say(f"simulating on {args.backend} ({precision}, dt={program.dt:g} s): {batch.source}{shards}")
     _say(describe_convention(program.metadata))
-    result = run_backend(graph, program, batch, args.backend, precision, scale=scale)
+    engine = _engine(args, precision)
+    result = run_backend(graph, program, batch, args.backend, precision, scale=scale,
+                         record=args.record, engine=engine)
+    if "engine" in result.info:
+        _say(f"reference engine: {result.info['engine']} ({result.info['device']}, "
+             f"{result.info['dtype']})")
     for note in result.info.get("notes", []):
         _say(f"loihi2 pass: {note}")
     if result.fixed is not None:
@@ -336,10 +353,17 @@ def cmd_simulate(args) -> int:
             "backend": args.backend, "precision": precision, "dt": program.dt,
             "samples": int(batch.x.shape[1]), "steps": int(batch.x.shape[0]),
             "inputs": batch.origin, "convention": recorded_convention(program.metadata),
+            "engine": _engine_info(result),
             "spikes": {k: int(v) for k, v in spike_counts(result).items()},
             "accuracy": None if batch.labels is None else
             accuracy(result.output(), batch.labels, program.readout)})
     return 0
+
+
+def _engine_info(result) -> dict | None:
+    """The engine a reference run used (None for other backends)."""
+    info = result.info
+    return ({k: info[k] for k in ("engine", "device", "dtype")} if "engine" in info else None)
 
 
 @_sharded
@@ -353,11 +377,11 @@ def cmd_energy(args) -> int:
     check_memory(profile, args.memory)
     batch = _batch(args, program)
     result = run_backend(graph, program, batch, args.backend, args.precision,
-                         scale=args.scale_out)
+                         scale=args.scale_out, engine=_engine(args, args.precision))
     report = energy_report(result, profile=profile, variant=args.variant, memory=args.memory,
                            chip=args.chip)
     from .provenance import describe_sample, provenance, run_accuracy
-    report.provenance = provenance(args.graph, inputs=batch.source)
+    report.provenance = provenance(args.graph, inputs=batch.source, engine=_engine_info(result))
     acc = run_accuracy(result, batch, program.readout)
     report.accuracy = {} if acc is None else {f"{args.backend} {args.precision}": acc}
     report.sample = describe_sample(result, batch, program.readout)
@@ -469,12 +493,18 @@ def cmd_verify(args) -> int:
     float_program = program
     scale = args.scale_out
     if args.target:
+        _engine(args, precision)
         runs = _target_runs(program, batch, args.no_lava, scale)
         program = runs["reference"].program
     else:
         fixed = fxp.for_run(program, precision, None, batch.input_scale)
+        engine = _engine(args, precision)
+        exact = EngineChoice(engine.engine, "float64", engine.device)
         runs = {"reference": run_backend(graph, program, batch, "reference", precision,
-                                         fixed=fixed, scale=scale)}
+                                         fixed=fixed, scale=scale, engine=exact)}
+        if engine.dtype != "float64":      # measured against the exact run, within tolerance
+            runs[f"reference {engine.dtype}"] = run_backend(
+                graph, program, batch, "reference", precision, scale=scale, engine=engine)
         if not args.no_lava:
             runs["lava"] = run_backend(graph, program, batch, "lava", precision, fixed=fixed,
                                        scale=scale)
@@ -489,7 +519,7 @@ def cmd_verify(args) -> int:
         runs["snntorch"] = SimResult(program, {k: v for k, v in records.items() if k in program.ops},
                                      backend="snntorch", precision="float")
     report = verify_runs(program, runs, batch, precision, args.max_disagreement, float_program,
-                         scale)
+                         scale, engine=EngineChoice(args.engine, "float64", args.device))
     _say(format_verify(report))
     if args.json:
         _emit_json(args, report)
@@ -523,7 +553,7 @@ def _target_runs(program, batch, no_lava: bool, scale=None) -> dict:
 
 
 def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: float,
-                float_program=None, scale=None) -> dict:
+                float_program=None, scale=None, engine: EngineChoice | None = None) -> dict:
     """Compare every backend with the reference simulator; float runs must agree exactly.
 
     In fixed precision, Lava (our processes, the stock ones, the netx file) must
@@ -531,7 +561,8 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
     the float reference of ``float_program`` (default: ``program``; the Loihi 2
     target's program is the graph's after its passes), and the fixed reference may
     differ from that float one by at most ``max_disagreement`` of all recorded
-    spikes. ``failures`` says why a verification failed.
+    spikes, as may a float32 reference run (``runs["reference float32"]``) from the
+    float64 one. ``failures`` says why a verification failed.
     """
     base = runs["reference"]
     layers = layer_names(program) + [n for n in program.outputs if n not in layer_names(program)]
@@ -539,7 +570,7 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
     float_run = None
     if precision == "fixed":
         float_run = run_backend(None, float_program or program, batch, "reference", "float",
-                                scale=scale)
+                                scale=scale, engine=engine)
     for name, run in runs.items():
         if name == "reference":
             continue
@@ -550,7 +581,11 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
             title, comp = f"reference vs {name}", compare_records(base, run, layers)
             exact_required = name in ("lava",) + LOIHI2_BACKENDS or precision == "float"
         comparisons[title] = comp
-        if exact_required and not comp.agrees:
+        if name.startswith("reference "):         # float32: an approximation, measured
+            if comp.disagreement > max_disagreement:
+                failures.append(f"{title}: {comp.disagreement:.2e} of the values differ, more "
+                                f"than --max-disagreement {max_disagreement:g}")
+        elif exact_required and not comp.agrees:
             failures.append(f"{title}: {comp.disagreement:.2e} of the values differ "
                             "(must be identical)")
     if float_run is not None:
@@ -575,6 +610,7 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
             "threshold_scale": program.threshold_scale,
             "passed": not failures, "failures": failures,
             "max_disagreement": max_disagreement, "accuracy": acc,
+            "engine": _engine_info(base),
             "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
 
 
@@ -620,7 +656,7 @@ def cmd_sweep(args) -> int:
                                    f"({batch.x.shape[1]}, {out_size}): one output per sample")
     rows = threshold_sweep(graph, program, batch, gammas, backend=args.backend,
                            precision=args.precision, profile=args.profile, targets=targets,
-                           scale_out=args.scale_out)
+                           scale_out=args.scale_out, engine=_engine(args, args.precision))
     _say(f"threshold guidance sweep ({args.backend}, {args.precision}, {batch.source}); "
          f"{describe_convention(program.metadata)}")
     from ..tables import terminal_table

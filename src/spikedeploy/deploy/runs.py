@@ -9,7 +9,7 @@ from ..fileio import in_memory, write_bytes
 from ..hw_sim.lava_runner import simulate_lava
 from ..hw_sim.loihi2.run import BACKENDS as LOIHI2_BACKENDS
 from ..hw_sim.loihi2.run import reference_loihi2, simulate_loihi2
-from ..hw_sim.reference import simulate
+from ..hw_sim.reference import EngineChoice, simulate
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
 from ..ir.ops import NeuronOp, Program
@@ -19,7 +19,8 @@ from .shards import ScaleOut, run_sharded
 
 def run_backend(graph: nir.NIRGraph | None, program: Program, batch: InputBatch, backend: str,
                 precision: str, record: str = "all",
-                fixed: fxp.FixedProgram | None = None, scale: ScaleOut | None = None) -> SimResult:
+                fixed: fxp.FixedProgram | None = None, scale: ScaleOut | None = None,
+                engine: EngineChoice | None = None) -> SimResult:
     """Run ``batch`` on ``backend``. In fixed point the run uses ``fixed`` (quantised here,
     once, with the batch's input scale when not given); the result carries it. 'loihi2'
     (Lava's stock processes) and 'netx' (the netx file) compile the program for the
@@ -34,14 +35,18 @@ def run_backend(graph: nir.NIRGraph | None, program: Program, batch: InputBatch,
     if backend not in ("reference", "lava"):
         raise SpikedeployError(f"unknown backend {backend!r} (lava|reference|loihi2|netx)")
     fixed = fxp.for_run(program, precision, fixed, batch.input_scale)
+    engine = (engine or EngineChoice()).resolved(program, *batch.x.shape[:2])
     return run_sharded(scale, backend_task, batch.x, program=program, backend=backend,
-                       precision=precision, fixed=fixed, record=record)
+                       precision=precision, fixed=fixed, record=record, engine=engine)
 
 
-def backend_task(x, program: Program, backend: str, precision: str, fixed, record: str):
+def backend_task(x, program: Program, backend: str, precision: str, fixed, record: str,
+                 engine: EngineChoice | None = None):
     """One shard (or a whole serial run) on the reference simulator or our Lava processes."""
     if backend == "reference":
-        return simulate(program, x, precision, fixed, record=record)
+        engine = engine or EngineChoice()
+        return simulate(program, x, precision, fixed, record=record, engine=engine.engine,
+                        dtype=engine.dtype, device=engine.device)
     return simulate_lava(None, x, precision, record=record, program=program, fixed=fixed)
 
 

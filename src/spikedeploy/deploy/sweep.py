@@ -12,7 +12,8 @@ from .runs import run_backend, spike_counts
 
 def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
                     precision: str = "float", profile: str = "45nm",
-                    targets: np.ndarray | None = None, scale_out=None) -> list[dict]:
+                    targets: np.ndarray | None = None, scale_out=None,
+                    engine=None) -> list[dict]:
     """Threshold guidance (SDM): accuracy, spikes and energy for each threshold scale gamma.
 
     ``batch``: an :class:`~spikedeploy.deploy.inputs.InputBatch`. Each row:
@@ -21,13 +22,15 @@ def threshold_sweep(graph, program, batch, gammas, backend: str = "reference",
     *output_shape), also ``mse``: the mean squared error of the graph's readout of
     the output (:func:`spikedeploy.readout.readout_values`: its sum, mean or last
     step over time) against them (e.g. a denoiser's eps). ``scale_out``: every point's
-    samples sharded over workers (:class:`~spikedeploy.deploy.shards.ScaleOut`).
+    samples sharded over workers (:class:`~spikedeploy.deploy.shards.ScaleOut`); ``engine``:
+    the reference simulator's (:class:`~spikedeploy.hw_sim.reference.EngineChoice`).
     """
     readout = program.readout
     rows = []
     for gamma in track(gammas, "sweep", unit="point"):
         scaled = scale_thresholds(program, float(gamma))
-        result = run_backend(graph, scaled, batch, backend, precision, scale=scale_out)
+        result = run_backend(graph, scaled, batch, backend, precision, scale=scale_out,
+                             engine=engine)
         report = energy_report(result, profile=profile)
         rows.append({
             "threshold_scale": float(gamma),

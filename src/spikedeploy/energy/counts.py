@@ -244,6 +244,7 @@ class _Records:
         """The op's output per step, computed as the reference simulator computes it
         (its runner for the run's precision, on the sum of the op's inputs)."""
         from ..hw_sim.reference import RUNNERS
+        from ..hw_sim.reference_shared import NumpyArrays
         precision = self.result.precision
         table = RUNNERS.get(precision)
         if table is None or table.problem(op):
@@ -254,7 +255,7 @@ class _Records:
             raise SpikedeployError(f"the fixed-point run carries no quantisation (SimResult.fixed) "
                                    f"to recompute synaptic op '{op.name}'")
         t, n = self.result.num_steps, self.result.num_samples
-        runner = table[type(op)](op, n, self.result.fixed)
+        runner = table[type(op)](op, n, self.result.fixed, NumpyArrays())
         srcs = []
         for src in op.inputs:
             x = self.get(src)
@@ -262,7 +263,8 @@ class _Records:
         out = None
         for step in range(t):
             xs = [x[step] for x in srcs]
-            y = runner.step(xs[0] if len(xs) == 1 else np.sum(xs, axis=0))
+            y = runner.step(np.asarray(xs[0] if len(xs) == 1 else np.sum(xs, axis=0),
+                                       np.float64 if precision == "float" else np.int64))
             if out is None:
                 out = np.zeros((t, n, op.size), dtype=np.asarray(y).dtype)
             out[step] = y

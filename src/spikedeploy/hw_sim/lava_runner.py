@@ -26,7 +26,7 @@ from ..ir.ops import Program
 from ..progress import bar
 from .process_group import PROGRESS_ENV
 from .reference import as_input_dict
-from .result import SimResult
+from .result import SimResult, kept_ops
 from .supervised import SupervisedChild, remove_stale_folders
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ def simulate_lava(graph: nir.NIRGraph | None, inputs, precision: str = "float",
     program = program or lower(graph, dt=dt)
     data = as_input_dict(program, inputs)
     fixed = fxp.for_run(program, precision, fixed, input_scale)
-    names = [name for name, op in program.ops.items() if not op.synaptic]
-    wanted = names if record == "all" else list(program.outputs)
+    wanted = [name for name in kept_ops(program, record) if not program.ops[name].synaptic]
     records, latency, elapsed = run_lava_job("lava", program, fixed, data, precision, wanted,
                                              timeout)
     return SimResult(program, records, backend="lava", precision=precision, latency=latency,

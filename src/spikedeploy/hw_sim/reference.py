@@ -6,206 +6,87 @@ step; the Lava runner aligns its outputs back to the input's steps, so after
 alignment both backends emit the same spikes (float) and the same integers
 (fixed), step for step. See README "Semantics".
 
-Each op type has one runner per precision, an entry of the OpTables
-:data:`FLOAT_RUNNERS` and :data:`FIXED_RUNNERS` (README: "Extending
-spikedeploy").
+Two engines run the same runners: numpy (:mod:`.reference_numpy`) and torch
+(:mod:`.reference_torch`, CPU threads or CUDA). Each op type has one runner per
+engine and precision, an entry of the OpTables of :data:`ENGINE_TABLES` (README:
+"Extending spikedeploy"); ``check`` reads the numpy tables, which cover the same op
+types as torch's (tested). Without recurrent edges a chunk of steps runs op by op:
+stateless ops (synapses, reshapes) once on the chunk's samples stacked, neurons step
+by step, which gives small batches large matrix products and the same results.
 """
 from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
-from ..ir.ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program,
-                      ReshapeOp, ScaleOp, SynapticOp, ThresholdOp)
-from ..ir.semantics import neuron_step, require_step_gains
+from ..ir.ops import InputOp, NeuronOp, OutputOp, Program, ReshapeOp
+from ..ir.semantics import require_step_gains
 from ..progress import track
-from .result import SimResult
+from .reference_numpy import FIXED_RUNNERS, FLOAT_RUNNERS
+from .reference_shared import NumpyArrays
+from .result import SimResult, kept_ops
 
-FLOAT_RUNNERS: OpTable = OpTable("float reference runner", backend="reference-float")
-FIXED_RUNNERS: OpTable = OpTable("fixed-point reference runner", backend="reference-fixed")
-RUNNERS = {"float": FLOAT_RUNNERS, "fixed": FIXED_RUNNERS}
-
-
-@FLOAT_RUNNERS.register(InputOp, OutputOp, ReshapeOp)
-@FIXED_RUNNERS.register(OutputOp, ReshapeOp)
-class _PassThrough:
-    def __init__(self, op: Op, n: int, fixed=None):
-        pass
-
-    def step(self, x):
-        return x
+RUNNERS = {"float": FLOAT_RUNNERS, "fixed": FIXED_RUNNERS}   # the numpy engine's (check reads)
+ENGINES = ("auto", "numpy", "torch")
+DTYPES = ("float64", "float32")
+CHUNK_ROWS = 256           # samples x steps a stateless op gets at once (small batches)
+TORCH_WORK = 2_000_000     # auto: torch above this many values x steps (its import costs ~1 s)
+RECORD_RAM = 1 << 30       # records above 1 GiB are kept in an unlinked temporary file
 
 
-@FIXED_RUNNERS.register(InputOp)
-class _InputFixed:
-    def __init__(self, op, n, fixed: fxp.FixedProgram):
-        self.scale = fixed.scales[op.name]
+@dataclass(frozen=True)
+class EngineChoice:
+    """How the reference simulator runs: engine (auto|numpy|torch), float dtype and device.
+    A command resolves ``auto`` once for its whole batch (:meth:`resolved`), so every shard
+    of a sharded run uses the engine the serial run would."""
 
-    def step(self, x):
-        return np.round(x * self.scale).astype(np.int64)
+    engine: str = "auto"
+    dtype: str = "float64"
+    device: str = "cpu"
 
+    def resolved(self, program: Program, steps: int, samples: int) -> "EngineChoice":
+        work = steps * samples * sum(op.size for op in program.ops.values())
+        return replace(self, engine=choose_engine(self.engine, self.device, work))
 
-EXACT_LIMIT = float(2 ** 52)   # float64 sums of integers below this are exact
-DENSE_MATRIX_LIMIT = 1 << 22   # a conv's equivalent matrix up to 4M entries runs as dense BLAS
+    def describe(self) -> str:
+        return f"{self.engine} ({self.device}, {self.dtype})"
 
-
-def _batched_matrix(matrix):
-    """M^T for ``x @ M^T``: dense when small (BLAS beats sparse there), else sparse CSR."""
-    if hasattr(matrix, "toarray") and np.prod(matrix.shape) <= DENSE_MATRIX_LIMIT:
-        matrix = matrix.toarray()
-    return np.ascontiguousarray(matrix.T) if isinstance(matrix, np.ndarray) else matrix.T.tocsr()
-
-
-@FLOAT_RUNNERS.register(DenseOp)
-class _SynapseFloat:
-    """y = M x (+ a bias no neuron could carry)."""
-
-    def __init__(self, op: SynapticOp, n, fixed=None):
-        self.op = op
-        self.bias = op.full_bias()
-        self.mt = _batched_matrix(op.matrix())
-
-    def _apply(self, x):
-        return np.asarray(x @ self.mt)
-
-    def step(self, x):
-        y = self._apply(x)
-        return y if self.bias is None else y + self.bias
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, "dtype": self.dtype, "device": self.device}
 
 
-@FLOAT_RUNNERS.register(ScaleOp)
-class _ScaleFloat(_SynapseFloat):
-    """y = s * x elementwise (no matrix)."""
-
-    def __init__(self, op: ScaleOp, n, fixed=None):
-        self.op, self.bias = op, op.full_bias()
-
-    def _apply(self, x):
-        return self.op.apply(x)
+def engine_tables(engine: str) -> dict[str, OpTable]:
+    """The runner tables of an engine, by precision."""
+    if engine == "torch":
+        from . import reference_torch as t
+        return {"float": t.FLOAT_RUNNERS, "fixed": t.FIXED_RUNNERS}
+    return RUNNERS
 
 
-@FLOAT_RUNNERS.register(ConvOp)
-@FIXED_RUNNERS.register(ConvOp)
-class _Conv:
-    """Convolutions (and pooling) as im2col + batched matmul over the real taps only.
-
-    The equivalent matrix would multiply mostly zeros. In fixed precision the
-    integer mantissas and inputs give integer partial sums below 2**52
-    (checked), which float64 computes exactly in any order.
-    """
-
-    def __init__(self, op: ConvOp, n, fixed: fxp.FixedProgram | None = None):
-        self.op = op
-        p = None if fixed is None else fixed.params[op.name]
-        weight = np.asarray(op.weight if p is None else p.weight, np.float64)
-        cout, cin_g, kh, kw = weight.shape
-        g = op.groups
-        # (g, K, Cout/g): one GEMM per group over all samples and positions
-        self.kernel = np.ascontiguousarray(
-            weight.reshape(g, cout // g, cin_g * kh * kw).transpose(0, 2, 1))
-        self.gather = op.geometry.gather_index().transpose(0, 2, 1).copy()  # (g, P, K)
-        self.bias = op.full_bias() if p is None else None
-        self.fixed = p
-        self.tap_bound = float(np.abs(weight).reshape(cout, -1).sum(axis=1).max())
-
-    def step(self, x):
-        op = self.op
-        if self.fixed is not None and (float(np.abs(x).max(initial=0)) * self.tap_bound
-                                       >= EXACT_LIMIT):
-            raise SpikedeployError(f"node '{op.name}': integer activations exceed the exact "
-                                   "range of the fixed-point reference")
-        n = x.shape[0]
-        g, positions, taps = self.gather.shape
-        padded = np.concatenate([np.asarray(x, np.float64), np.zeros((n, 1))], axis=1)
-        patches = padded.T[self.gather]                          # (g, P, K, N)
-        patches = patches.transpose(0, 3, 1, 2).reshape(g, n * positions, taps)
-        y = np.matmul(patches, self.kernel)                      # (g, N*P, Cout/g)
-        y = y.reshape(g, n, positions, -1).transpose(1, 0, 3, 2).reshape(n, -1)   # C order
-        if self.fixed is None:
-            return y if self.bias is None else y + self.bias
-        a = np.rint(y).astype(np.int64)
-        p = self.fixed
-        a = a << p.weight_exp if p.weight_exp > 0 else a >> -p.weight_exp
-        return a if p.wrap_bits is None else fxp.wrap_signed(a, p.wrap_bits)
+def make_arrays(engine: str, dtype: str, device: str):
+    if engine == "torch":
+        from .reference_torch import TorchArrays
+        return TorchArrays(dtype, device)
+    if device != "cpu":
+        raise SpikedeployError(f"--device {device} needs --engine torch (numpy runs on the CPU)")
+    return NumpyArrays(dtype)
 
 
-@FIXED_RUNNERS.register(DenseOp, ScaleOp)
-class _SynapseFixed:
-    """Lava's bit-accurate synapses: integer mantissas, exponent shift, Conv's 24-bit wrap.
-
-    The integer products are computed with float64 BLAS when every partial sum
-    is an integer below 2**52 (then exact), else with int64 arithmetic.
-    """
-
-    def __init__(self, op: SynapticOp, n, fixed: fxp.FixedProgram):
-        p: fxp.FixedWeights = fixed.params[op.name]
-        self.op, self.exp, self.wrap = op, p.weight_exp, p.wrap_bits
-        weight = p.weight.astype(np.int64)
-        matrix = op.matrix(weight)
-        self.matrix = np.ascontiguousarray(matrix) if isinstance(matrix, np.ndarray) else matrix
-        self.mt_f = _batched_matrix(self.matrix.astype(np.float64))
-        self.row_bound = float(abs(self.matrix).sum(axis=1).max()) if self.matrix.shape[0] else 0.0
-
-    def step(self, x):
-        peak = float(np.abs(x).max()) if x.size else 0.0
-        if peak * self.row_bound < EXACT_LIMIT:
-            a = np.rint(np.asarray(x.astype(np.float64) @ self.mt_f)).astype(np.int64)
-        else:
-            a = np.asarray((self.matrix @ x.astype(np.int64).T).T).astype(np.int64)
-        a = a << self.exp if self.exp > 0 else a >> -self.exp
-        return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
-
-
-@FLOAT_RUNNERS.register(DelayOp)
-@FIXED_RUNNERS.register(DelayOp)
-class _Delay:
-    """y[t] = x[t - d] per element (zero before), as a ring buffer."""
-
-    def __init__(self, op: DelayOp, n, fixed=None):
-        self.d = op.steps.astype(np.int64)
-        self.depth = int(self.d.max(initial=0)) + 1
-        self.buf = None
-        self.t = 0
-        self.cols = np.arange(op.size)
-
-    def step(self, x):
-        if self.buf is None:
-            self.buf = np.zeros((self.depth,) + x.shape, x.dtype)
-        self.buf[self.t % self.depth] = x
-        y = self.buf[(self.t - self.d) % self.depth, :, self.cols].T
-        y = np.where(self.t >= self.d, y, 0)
-        self.t += 1
-        return y.astype(x.dtype)
-
-
-@FLOAT_RUNNERS.register(NeuronOp, ThresholdOp)
-class _NeuronFloat:
-    def __init__(self, op: NeuronOp, n, fixed=None):
-        self.p = op.params.flat()
-        self.u = np.zeros((n, op.size))
-        self.v = np.broadcast_to(self.p.v_init, (n, op.size)).copy()
-        self.t = 0   # time step within the sample (TSM gains are per step)
-
-    def step(self, a):
-        self.u, self.v, out = neuron_step(self.u, self.v, a, self.p, self.t)
-        self.t += 1
-        return out
-
-
-@FIXED_RUNNERS.register(NeuronOp, ThresholdOp)
-class _NeuronFixed:
-    def __init__(self, op: NeuronOp, n, fixed: fxp.FixedProgram):
-        self.p = fixed.params[op.name]
-        self.u = np.zeros((n, op.size), np.int64)
-        self.v = np.broadcast_to(self.p.v_init, (n, op.size)).astype(np.int64).copy()
-        self.t = 0
-
-    def step(self, a):
-        self.u, self.v, out = fxp.neuron_step_fixed(self.u, self.v, a, self.p, self.t)
-        self.t += 1
-        return out
+def choose_engine(engine: str, device: str, work: int) -> str:
+    """``auto``: torch on a GPU or for runs of at least :data:`TORCH_WORK` values x steps,
+    numpy for smaller ones (which finish before torch has imported)."""
+    if engine not in ENGINES:
+        raise SpikedeployError(f"unknown engine {engine!r} ({'|'.join(ENGINES)})")
+    if engine != "auto":
+        return engine
+    return "torch" if device != "cpu" or work >= TORCH_WORK else "numpy"
 
 
 def as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
@@ -229,47 +110,142 @@ def as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
     return out
 
 
+def binary_ops(program: Program) -> set[str]:
+    """Ops whose every output is 0 or 1 (plain spikes, passed on unchanged): recorded as int8."""
+    binary: set[str] = set()
+    for name, op in program.ops.items():
+        if isinstance(op, NeuronOp):
+            p = op.params
+            if p.spiking and not p.multi_spike and not p.graded:
+                binary.add(name)
+        elif isinstance(op, (OutputOp, ReshapeOp)) and op.inputs and not op.recurrent \
+                and all(s in binary for s in op.inputs) and len(op.inputs) == 1:
+            binary.add(name)
+    return binary
+
+
+def record_array(shape, dtype, total_bytes: int) -> np.ndarray:
+    """Zeros of ``shape``: in memory, or (past :data:`RECORD_RAM` for the whole run) mapped
+    from an already unlinked temporary file, so the kernel pages records out instead of the
+    run holding them all; the file disappears with its last reference, even on a crash."""
+    if total_bytes <= RECORD_RAM:
+        return np.zeros(shape, dtype)
+    return np.memmap(tempfile.TemporaryFile(prefix="spikedeploy-records-"), dtype=dtype,
+                     mode="w+", shape=shape)
+
+
+def chunk_steps(program: Program, n: int, num_steps: int) -> int:
+    """Steps run per chunk: 1 with recurrent edges (each step needs the last one's outputs)."""
+    if any(op.recurrent for op in program.ops.values()):
+        return 1
+    return max(1, min(num_steps, CHUNK_ROWS // max(n, 1)))
+
+
 def simulate(program: Program, inputs, precision: str = "float",
              fixed: fxp.FixedProgram | None = None, record: str = "all",
-             record_voltages: bool = False) -> SimResult:
+             record_voltages: bool = False, engine: str = "auto", dtype: str = "float64",
+             device: str = "cpu") -> SimResult:
     """Run a batch: ``inputs`` is (T, N, *input_shape) or a dict of them by input name.
 
     ``record``: "all" keeps every op's output per step (for energy and
-    verification); "outputs" keeps only the Output nodes. With
+    verification); "layers" the inputs, neuron layers and outputs; "outputs" only the
+    Output nodes. Plain spikes are recorded as int8. With
     ``record_voltages`` every neuron's membrane voltage after its update
     (after reset; integer units in fixed precision) goes to ``voltages``.
+    ``engine``: numpy, torch or auto (:func:`choose_engine`); ``device``: cpu or cuda
+    (torch); ``dtype``: float64 (exact against snnTorch float64), or float32 (faster;
+    spikes may differ where a voltage lands within float32 rounding of its threshold).
     """
-    if precision not in RUNNERS:
+    if precision not in ("float", "fixed"):
         raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
+    if dtype not in DTYPES:
+        raise SpikedeployError(f"unknown dtype {dtype!r} ({'|'.join(DTYPES)})")
+    if dtype != "float64" and precision == "fixed":
+        raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
+                               "integer arithmetic)")
     data = as_input_dict(program, inputs)
     num_steps, n = next(iter(data.values())).shape[:2]
     for op in program.ops.values():
         if isinstance(op, NeuronOp):
             require_step_gains(op.params, num_steps, op.name)
     fixed = fxp.for_run(program, precision, fixed)
-    table = RUNNERS[precision]
-    runners = {op.name: table.lookup(op)(op, n, fixed) for op in program.ops.values()}
-    dtype = np.float64 if precision == "float" else np.int64
-    keep = list(program.ops) if record == "all" else list(program.outputs)
-    records = {name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in keep}
-    zero = {name: np.zeros((n, op.size), dtype) for name, op in program.ops.items()}
-    prev = dict(zero)
+    work = num_steps * n * sum(op.size for op in program.ops.values())
+    engine = choose_engine(engine, device, work)
+    arrays = make_arrays(engine, dtype, device)
+    table = engine_tables(engine)[precision]
+    runners = {op.name: table.lookup(op)(op, n, fixed, arrays) for op in program.ops.values()}
+    value = np.dtype(dtype) if precision == "float" else np.dtype(np.int64)
+    keep = kept_ops(program, record)
+    binary = binary_ops(program)
+    dtypes = {name: np.dtype(np.int8) if name in binary else value for name in keep}
+    total = sum(num_steps * n * program.ops[k].size * dtypes[k].itemsize for k in keep)
+    records = {name: record_array((num_steps, n, program.ops[name].size), dtypes[name], total)
+               for name in keep}
     neurons = [name for name, op in program.ops.items() if isinstance(op, NeuronOp)]
-    voltages = ({name: np.zeros((num_steps, n, program.ops[name].size), dtype) for name in neurons}
+    voltages = ({name: np.zeros((num_steps, n, program.ops[name].size), value) for name in neurons}
                 if record_voltages else {})
-    for t in track(range(num_steps), f"reference {precision}", unit="step"):
-        cur: dict[str, np.ndarray] = {}
+    k = chunk_steps(program, n, num_steps)
+    prev = {name: arrays.zeros((n, op.size), value) for name, op in program.ops.items()}
+    with _blas_threads(engine):
+        _run_chunks(program, data, runners, arrays, records, voltages, prev, k, precision)
+    return SimResult(program, records, backend="reference", precision=precision, fixed=fixed,
+                     voltages=voltages,
+                     info={"engine": engine, "device": str(arrays.device), "dtype":
+                           str(value) if precision == "float" else "int64"})
+
+
+def _blas_threads(engine: str):
+    """One BLAS thread for the numpy engine in a process that has run torch: torch's idle
+    OpenMP threads and OpenBLAS's compete for the cores, which made numpy runs up to 5x
+    slower after a torch run on 2 cores (benchmarks/bench_peers.py)."""
+    global _THREADPOOLS
+    if engine != "numpy" or "torch" not in sys.modules:
+        return contextlib.nullcontext()
+    if _THREADPOOLS is None:        # finding the libraries takes ~1 ms: once per process
+        from threadpoolctl import ThreadpoolController
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1)     # BLAS and OpenMP alike
+
+
+_THREADPOOLS = None
+
+
+def _run_chunks(program, data, runners, arrays, records, voltages, prev, k, precision):
+    """Every chunk of k steps, op by op; records filled in place."""
+    num_steps, n = next(iter(data.values())).shape[:2]
+    for t0 in track(range(0, num_steps, k), f"reference {precision}", unit="chunk"):
+        steps = min(k, num_steps - t0)
+        cur: dict = {}
         for name, op in program.ops.items():
             if isinstance(op, InputOp):
-                x = data[name][t]
+                x = arrays.array(data[name][t0:t0 + steps].reshape(steps * n, op.size),
+                                 arrays.float if precision == "float" else np.float64)
             else:
                 srcs = [prev[s] if s in op.recurrent else cur[s] for s in op.inputs]
-                x = srcs[0] if len(srcs) == 1 else np.sum(srcs, axis=0)
-            cur[name] = runners[name].step(x)
-        for name in keep:
-            records[name][t] = cur[name]
-        for name, v in voltages.items():
-            v[t] = runners[name].v
+                x = srcs[0]
+                for s in srcs[1:]:
+                    x = x + s
+            runner = runners[name]
+            if runner.stateless:
+                cur[name] = runner.step(x)
+            else:
+                cur[name] = _step_by_step(runner, x, steps, n, arrays,
+                                          voltages.get(name), t0)
+        for name, record in records.items():
+            record[t0:t0 + steps] = arrays.numpy(cur[name]).reshape(steps, n, -1)
         prev = cur
-    return SimResult(program, records, backend="reference", precision=precision, fixed=fixed,
-                     voltages=voltages)
+
+
+def _step_by_step(runner, x, steps: int, n: int, arrays, voltages, t0: int):
+    """A stateful runner over a chunk's steps (rows step-major), its outputs stacked alike."""
+    if steps == 1:
+        out = runner.step(x)
+        if voltages is not None:
+            voltages[t0] = arrays.numpy(runner.v)
+        return out
+    outs = []
+    for i in range(steps):
+        outs.append(runner.step(x[i * n:(i + 1) * n]))
+        if voltages is not None:
+            voltages[t0 + i] = arrays.numpy(runner.v)
+    return arrays.cat(outs)

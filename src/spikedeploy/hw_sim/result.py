@@ -5,8 +5,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import SpikedeployError
 from ..ir.fixed_point import FixedProgram
-from ..ir.ops import Program
+from ..ir.ops import InputOp, NeuronOp, OutputOp, Program
+
+RECORDS = ("all", "layers", "outputs")
 
 
 @dataclass
@@ -42,3 +45,14 @@ class SimResult:
     @property
     def num_samples(self) -> int:
         return next(iter(self.records.values())).shape[1]
+
+
+def kept_ops(program: Program, record: str) -> list[str]:
+    """The ops a run records: every op ("all"), the inputs, neuron layers and outputs
+    ("layers", what spike counts, accuracy and comparisons read), or the outputs."""
+    if record not in RECORDS:
+        raise SpikedeployError(f"unknown record mode {record!r} ({'|'.join(RECORDS)})")
+    if record == "outputs":
+        return list(program.outputs)
+    return [name for name, op in program.ops.items()
+            if record == "all" or isinstance(op, (InputOp, NeuronOp, OutputOp))]

@@ -41,7 +41,8 @@ from ..errors import UnsupportedError
 from .op_table import OpTable
 from .ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp,
                   ScaleOp, ThresholdOp)
-from .semantics import NeuronParams
+from .arrays import cast, namespace
+from .semantics import NeuronParams, NeuronPlan, neuron_plan
 
 DECAY_BITS = 12
 DECAY_UNITY = 1 << DECAY_BITS
@@ -56,14 +57,16 @@ CONV_WRAP_BITS = 24              # Lava's fixed Conv wraps its output to 24 sign
 
 # --- integer arithmetic -------------------------------------------------------------
 
-def decay(x: np.ndarray, d) -> np.ndarray:
-    prod = x.astype(np.int64) * (DECAY_UNITY - np.asarray(d, np.int64))
-    return np.sign(prod) * (np.abs(prod) >> DECAY_BITS)
+def decay(x, d):
+    """sign(x) * ((|x| * (4096 - d)) >> 12) on int64 (numpy or torch, :mod:`.arrays`)."""
+    prod = x * (DECAY_UNITY - d)
+    return namespace(prod).sign(prod) * (abs(prod) >> DECAY_BITS)
 
 
-def wrap24(x: np.ndarray) -> np.ndarray:
-    w = np.where(x > UV_MAX, x - 2 * UV_MAX, x)
-    return np.where(w <= -UV_MAX, x + 2 * UV_MAX, w)
+def wrap24(x):
+    xp = namespace(x)
+    w = xp.where(x > UV_MAX, x - 2 * UV_MAX, x)
+    return xp.where(w <= -UV_MAX, x + 2 * UV_MAX, w)
 
 
 def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
@@ -72,42 +75,44 @@ def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
     return (x + base // 2) % base - base // 2
 
 
-def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0):
-    """One integer step (time step t of the sample); u, v, a int64 arrays batched on axis 0.
+def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | None = None):
+    """One integer step (time step t of the sample); u, v, a int64 arrays (numpy or torch)
+    batched on axis 0.
 
-    ``p`` holds integer parameters (:func:`quantise`). A TSM gain scales the
-    aligned activation: ((a + c) << 6) * P[t] >> 12 (floor), which is the
-    identity for P[t] = 4096.
+    ``p`` holds integer parameters (:func:`quantise`), of the arrays' kind. A TSM gain
+    scales the aligned activation: ((a + c) << 6) * P[t] >> 12 (floor), which is the
+    identity for P[t] = 4096. ``plan``: :func:`~.semantics.neuron_plan` of ``p``.
     """
-    vth = None if p.v_th is None else np.asarray(p.v_th, np.int64) << STATE_SHIFT
-    pending = p.spiking and p.reset_delay and p.reset_mode != "none"
+    plan = plan or neuron_plan(p)
+    xp = namespace(v)
+    vth = None if p.v_th is None else p.v_th << STATE_SHIFT
+    pending = plan.pending
     r = v > vth if pending else None             # from the voltage the last step left
     act = (a + p.input_bias) << STATE_SHIFT
     if p.step_gain is not None:
         act = (act * int(p.step_gain[t])) >> TSM_BITS
     u = wrap24(decay(u, p.du + 1) + act)
-    v = np.clip(decay(v, p.dv) + u + p.bias, -UV_MAX + 1, UV_MAX - 1)
+    v = xp.clip(decay(v, p.dv) + u + p.bias, -UV_MAX + 1, UV_MAX - 1)
     if not p.spiking:
         return u, v, v
     if pending:
-        v = np.where(r, v - vth, v) if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
+        v = xp.where(r, v - vth, v) if p.reset_mode == "subtract" else xp.where(r, p.v_reset, v)
     z = v >= vth if p.fire_at_threshold else v > vth
     if p.multi_spike:            # floor(v / v_th) spikes, an integer payload
-        n = np.where(z, v // np.maximum(vth, 1), 0)
+        n = xp.where(z, v // xp.clip(vth, 1, None), 0)
         if p.reset_mode == "subtract":
             v = v - n * vth
         elif p.reset_mode == "zero":
-            v = np.where(z, p.v_reset, v)
-        return u, v, (n * p.spike_value if p.graded else n)
+            v = xp.where(z, p.v_reset, v)
+        return u, v, (n * p.spike_value if plan.graded else n)
     if p.reset_in_step and p.reset_mode != "none":
         fire = z & ~r if pending else z
         if p.reset_mode == "zero":
-            v = np.where(fire, p.v_reset, v)
+            v = xp.where(fire, p.v_reset, v)
         else:            # subtract: the spike's own reset, less a pending one that did not fire
-            undo = ~z & r if pending else False
-            v = np.where(fire, v - vth, np.where(undo, v + vth, v))
-    out = z.astype(np.int64)
-    return u, v, (out * p.spike_value if p.graded else out)
+            v = xp.where(fire, v - vth, xp.where(~z & r, v + vth, v) if pending else v)
+    out = cast(z, v)
+    return u, v, (out * p.spike_value if plan.graded else out)
 
 
 def dense_fixed(weight: np.ndarray, weight_exp: int, x: np.ndarray) -> np.ndarray:

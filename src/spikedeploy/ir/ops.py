@@ -171,6 +171,10 @@ class ConvOp(SynapticOp):
     pool: str = ""                                # "sum" | "avg" for pooling nodes
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __getstate__(self):
+        # the cached matrix is derived data, often larger than the op: not pickled (shards)
+        return {**self.__dict__, "_cache": {}}
+
     @property
     def geometry(self) -> ConvGeometry:
         return ConvGeometry(tuple(self.in_shape), int(self.weight.shape[0]),

@@ -75,6 +75,7 @@ from ..errors import UnsupportedError
 from ..metadata import (DEFAULT_RESET_MODE, FIRE_AT_THRESHOLD, RESET_DELAY, RESET_IN_STEP,
                         RESET_MODE, RESET_MODES, SPIKE_COUNTS, SPIKE_VALUE, SPIKES_PER_STEP,
                         TSM_GAIN, V_INIT, metadata_value)
+from .arrays import all_equal, any_nonzero, assign_where, cast, clone, namespace, reset_where
 
 
 def _per_neuron(unit: str, bits: int, doc: str, **default):
@@ -304,14 +305,6 @@ def neuron_params(name: str, node, dt: float) -> NeuronParams:
     return rule(name, node, dt)
 
 
-def _all_equal(x, value) -> bool:
-    return bool(np.all(np.asarray(x) == value))
-
-
-def _any_nonzero(x) -> bool:
-    return bool(np.any(np.asarray(x) != 0))
-
-
 def require_step_gains(p: NeuronParams, num_steps: int, name: str, backend: str = "") -> None:
     """A TSM population must have a gain for each of the run's steps (refused before it
     runs, naming the node)."""
@@ -331,47 +324,98 @@ def step_gain_at(p: NeuronParams, t: int, name: str = ""):
     return p.step_gain[t]
 
 
-def neuron_step(u, v, a, p: NeuronParams, t: int = 0):
+@dataclass(frozen=True)
+class NeuronPlan:
+    """What the update of a population needs, decided once from its parameters (the
+    update itself is :func:`neuron_step`). A term that is exactly 1 or 0 for every
+    neuron is skipped: x * 1, x + 0 and u * 0 + x give x exactly, so skipping changes no
+    result, only the time. Values shared by every neuron are held as one number (the
+    same value, multiplied or compared without broadcasting an array); ``keep_u`` and
+    ``keep_v`` are 1 - du and 1 - dv, as the update would compute them each step."""
+
+    pending: bool          # a delayed reset is carried into the next step
+    input_bias: bool       # c != 0 somewhere
+    gain: bool             # g != 1 somewhere, or TSM gains
+    decay_u: bool          # du != 1 somewhere (u has memory)
+    bias: bool             # b != 0 somewhere
+    graded: bool           # spikes carry values other than 1
+    keep_u: object = None
+    keep_v: object = None
+    v_th: object = None
+    v_reset: object = None
+
+
+def _one_value(x):
+    """A float when every element of array ``x`` is the same, else ``x``."""
+    if x is None or not hasattr(x, "reshape") or x.reshape(-1).shape[0] == 0:
+        return x
+    first = x.reshape(-1)[0]
+    return float(first) if all_equal(x, first) else x
+
+
+def neuron_plan(p: NeuronParams) -> NeuronPlan:
+    """The plan of ``p`` (numpy arrays or torch tensors of either precision)."""
+    return NeuronPlan(
+        pending=bool(p.spiking and p.reset_delay and p.reset_mode != "none"),
+        input_bias=any_nonzero(p.input_bias),
+        gain=p.step_gain is not None or not all_equal(p.gain, 1),
+        decay_u=not all_equal(p.du, 1),
+        bias=any_nonzero(p.bias),
+        graded=p.spiking and any_nonzero(p.spike_value - 1),
+        keep_u=_one_value(1 - p.du), keep_v=_one_value(1 - p.dv),
+        v_th=_one_value(p.v_th), v_reset=_one_value(p.v_reset))
+
+
+def neuron_step(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | None = None):
     """One floating-point step (time step t of the sample), batched on axis 0.
 
     Returns (u, v, out) where out is the spikes (spiking) or v (non-spiking).
     The operation order is the one Lava's floating-point LIF model uses, so
-    results agree bit for bit with the Lava lowering.
+    results agree bit for bit with the Lava lowering. ``u`` and ``v`` are updated in
+    place (pass arrays the caller owns; ``a`` is only read); they and ``p``'s values are
+    numpy arrays or torch tensors (:mod:`.arrays`). ``plan``: :func:`neuron_plan` of
+    ``p``, computed once by callers that step many times.
     """
-    # Terms that are exactly 1 or 0 for every neuron are skipped: x * 1, x + 0
-    # and u * 0 + x give x exactly, so results are unchanged (only faster).
-    pending = p.spiking and p.reset_delay and p.reset_mode != "none"
-    r = v > p.v_th if pending else None           # from the voltage the last step left
-    if _any_nonzero(p.input_bias):
+    plan = plan or neuron_plan(p)
+    r = v > plan.v_th if plan.pending else None      # from the voltage the last step left
+    if plan.input_bias:
         a = a + p.input_bias
-    gain = p.gain if p.step_gain is None else p.gain * step_gain_at(p, t)
-    if not _all_equal(gain, 1.0):
-        a = gain * a
-    u = a if _all_equal(p.du, 1.0) else u * (1 - p.du) + a
-    v = v * (1 - p.dv) + u
-    if _any_nonzero(p.bias):
-        v = v + p.bias
+    if plan.gain:
+        a = (p.gain if p.step_gain is None else p.gain * step_gain_at(p, t)) * a
+    if plan.decay_u:
+        u *= plan.keep_u
+        u += a
+    else:
+        u = a
+    v *= plan.keep_v
+    v += u
+    if plan.bias:
+        v += p.bias
     if not p.spiking:
-        return u, v, v
-    if pending:      # snnTorch: mem - reset * threshold, or mem - reset * mem (= 0)
-        v = v - r * p.v_th if p.reset_mode == "subtract" else np.where(r, p.v_reset, v)
-    z = v >= p.v_th if p.fire_at_threshold else v > p.v_th
-    if p.multi_spike:            # sinabs' MultiSpike, Rockpool: floor(v / v_th) spikes
-        n = np.where(z, np.floor(v / p.v_th), 0.0)
+        return u, v, clone(v)
+    if plan.pending:  # snnTorch: mem - reset * threshold, or mem - reset * mem (= 0)
         if p.reset_mode == "subtract":
-            v = v - n * p.v_th
-        elif p.reset_mode == "zero":
-            v = np.where(z, p.v_reset, v)
-        return u, v, (n * p.spike_value if p.graded else n)
-    if p.reset_in_step and p.reset_mode != "none":
-        if pending:  # snnTorch's do_reset = spk - reset: no second reset of the same excess
-            if p.reset_mode == "subtract":
-                v = v - (z.astype(np.float64) - r) * p.v_th
-            else:
-                v = np.where(z & ~r, p.v_reset, v)
-        elif p.reset_mode == "subtract":
-            v = np.where(z, v - p.v_th, v)
+            v -= cast(r, v) * plan.v_th
         else:
-            v = np.where(z, p.v_reset, v)
-    out = z.astype(np.float64)
-    return u, v, (out * p.spike_value if p.graded else out)
+            assign_where(v, r, plan.v_reset)
+    z = v >= plan.v_th if p.fire_at_threshold else v > plan.v_th
+    if p.multi_spike:            # sinabs' MultiSpike, Rockpool: floor(v / v_th) spikes
+        xp = namespace(v)
+        n = xp.where(z, xp.floor(v / plan.v_th), 0.0)
+        if p.reset_mode == "subtract":
+            v -= n * plan.v_th
+        elif p.reset_mode == "zero":
+            assign_where(v, z, plan.v_reset)
+        return u, v, (n * p.spike_value if plan.graded else n)
+    out = cast(z, v)
+    if p.reset_in_step and p.reset_mode != "none":
+        if plan.pending:  # snnTorch's do_reset = spk - reset: no second reset of the same excess
+            if p.reset_mode == "subtract":
+                v -= (out - cast(r, v)) * plan.v_th
+            else:
+                assign_where(v, z & ~r, plan.v_reset)
+        elif p.reset_mode == "subtract":
+            v -= out * plan.v_th
+        else:
+            reset_where(v, z, out, plan.v_reset)
+    return u, v, (out * p.spike_value if plan.graded else out)

@@ -231,7 +231,7 @@ class _Conn:
 
 
 def _binary(matrix) -> sparse.csr_matrix:
-    m = sparse.csr_matrix(matrix)
+    m = sparse.csr_matrix(matrix, copy=True)     # edited in place: never the op's own arrays
     m.eliminate_zeros()
     m.data = np.ones_like(m.data, dtype=np.float64)
     return m

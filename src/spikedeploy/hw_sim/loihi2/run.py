@@ -19,7 +19,7 @@ from ...errors import SpikedeployError
 from ...ir.ops import Program
 from ..lava_runner import run_lava_job
 from ..reference import as_input_dict, simulate
-from ..result import SimResult
+from ..result import SimResult, kept_ops
 from .netx_file import netx_problems, write_netx
 from .target import BACKENDS, Loihi2Program, compile_loihi2
 
@@ -34,8 +34,7 @@ def simulate_loihi2(program: Program, inputs, input_scale: float = 1.0, backend:
     l2 = compiled or compile_loihi2(program, input_scale)
     target = l2.program
     data = as_input_dict(target, inputs)
-    names = [name for name, op in target.ops.items() if not op.synaptic]
-    wanted = names if record == "all" else list(target.outputs)
+    wanted = [name for name in kept_ops(target, record) if not target.ops[name].synaptic]
     files, options = None, None
     if backend == "netx":
         problems = netx_problems(l2)
