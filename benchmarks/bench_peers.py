@@ -6,7 +6,8 @@ Usage: python benchmarks/bench_peers.py [--steps 100] [--batches 1,16,256,1024] 
 Per network and batch size, every method runs the same random spike input (30 % of
 inputs on) through the same weights, ``--rounds`` times in alternating order; the table
 shows each method's median time per sample-step and its ratio to our float64 engine,
-and how many output spikes differ from our float64 reference (0 = identical). Methods:
+and how many output spikes differ from our float64 reference (fixed point: from our
+numpy fixed-point run; 0 = identical). Methods:
 
 * ours: the reference simulator (``simulate(..., record="outputs")``) with the numpy and
   torch engines, float64 and float32, and fixed point;
@@ -39,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_simulators import DT, cnn, lif, mlp  # noqa: E402
 
-from spikedeploy.hw_sim.reference import simulate  # noqa: E402
+from spikedeploy.hw_sim.reference import choose_engine, simulate  # noqa: E402
 from spikedeploy.ir import fixed_point as fxp  # noqa: E402
 from spikedeploy.ir.lowering import lower  # noqa: E402
 from spikedeploy.ir.ops import ConvOp, DenseOp, InputOp, NeuronOp, OutputOp, ReshapeOp  # noqa: E402
@@ -275,26 +276,60 @@ def bench(net: str, batch: int, steps: int, rounds: int, device: str | None):
             seconds, out = table[label](program, x)
             times[label].append(seconds / (steps * batch))
             spikes[label] = out
-    truth = spikes["ours numpy float64"]
+    truth = spikes["ours numpy float64"]      # fixed point: against our numpy fixed run
+    fixed_truth = spikes["ours numpy fixed"]
     ours = float(np.median(times["ours numpy float64"]))
     print(f"\n{name}: batch {batch}, {steps} steps, median of {rounds}")
     print(f"{'method':<34} {'us/sample-step':>15} {'vs ours f64':>12} {'spikes differing':>17}")
     for label in table:
         med = float(np.median(times[label]))
-        differ = int(np.count_nonzero(np.asarray(spikes[label], np.float64) != truth))
+        want = fixed_truth if label.endswith("fixed") else truth
+        differ = int(np.count_nonzero(np.asarray(spikes[label], np.float64) != want))
         print(f"{label:<34} {med * 1e6:>15.3f} {med / ours:>11.2f}x {differ:>17}")
+    picks = {dtype: choose_engine("auto", program, steps * batch, dtype)
+             for dtype in ("float64", "float32")}
+    print(f"(--engine auto picks {picks['float64']} in float64, {picks['float32']} in float32)")
     return {label: float(np.median(t)) for label, t in times.items()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (VmHWM: unlike ru_maxrss it starts afresh
+    at exec, not at the parent's size when it forked)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def peak_memory(net: str, batch: int, steps: int, label: str) -> float:
     """Peak resident MB of one method in a fresh process."""
     code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-            "import bench_peers as b, resource, numpy as np;"
+            "import bench_peers as b, numpy as np;"
             f"p = b.lower(b.NETS[{net!r}][1](np.random.default_rng(0)));"
             f"x = b.make_input(p, {steps}, {batch});"
             f"b.methods(None)[{label!r}](p, x);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            f"print(b.peak_rss_mb())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def cli_peak_memory(net: str, batch: int, steps: int) -> float:
+    """Peak resident MB of ``spikedeploy simulate`` (default options: auto engine, layers
+    recorded) on the network written to a NIR file, with a (T, N, ...) .npy input."""
+    import tempfile
+
+    from spikedeploy.export import write_nir
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = NETS[net][1](np.random.default_rng(0))
+        write_nir(graph, Path(tmp) / "net.nir")
+        np.save(Path(tmp) / "x.npy", make_input(lower(graph), steps, batch))
+        code = ("import resource, sys; from spikedeploy.deploy.cli import main;"
+                f"code = main(['simulate', {str(Path(tmp) / 'net.nir')!r}, '--input', "
+                f"{str(Path(tmp) / 'x.npy')!r}, '-q']);"
+                f"sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_peers;"
+                "print(bench_peers.peak_rss_mb()); sys.exit(code)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -314,6 +349,8 @@ def main(argv=None):
         for net in nets:
             print(f"\n{NETS[net][0]}: peak resident memory, batch {max(batches)}, "
                   f"{args.steps} steps (fresh process each)")
+            print(f"{'spikedeploy simulate (CLI defaults)':<34} "
+                  f"{cli_peak_memory(net, max(batches), args.steps):>9.0f} MB")
             for label in methods(None):
                 mb = peak_memory(net, max(batches), args.steps, label)
                 print(f"{label:<34} {mb:>9.0f} MB")

@@ -92,6 +92,23 @@ def bare_matmul_floor(program, x):
     return time.perf_counter() - started
 
 
+def lava_startup_and_step(graph, x, lava_samples):
+    """Lava float's fixed cost per run (worker start, compilation, read-back of nothing) and
+    its cost per sample-step, from two runs that differ only in their number of samples."""
+    small = max(1, lava_samples // 2)
+    seconds = {}
+    for n in (small, lava_samples):
+        seconds[n] = simulate_lava(graph, x[:, :n], "float", record="outputs").info["seconds"]
+    steps = x.shape[0]
+    per_step = (seconds[lava_samples] - seconds[small]) / max(1, steps * (lava_samples - small))
+    return seconds[small] - per_step * steps * small, per_step
+
+
+def op_count(graph) -> int:
+    """Ops in the lowered program (about one Lava process each)."""
+    return len(lower(graph).ops)
+
+
 def bench(name, graph, steps, batch, lava_samples, rng):
     program = lower(graph)
     shape = program.ops[program.inputs[0]].shape
@@ -118,7 +135,11 @@ def bench(name, graph, steps, batch, lava_samples, rng):
         rows.append((label, res.info["seconds"] / (steps * lava_samples)))
     if compiled is None:
         print(f"(Loihi 2 target not run: {refused[0]})")
+    startup, per_step = lava_startup_and_step(graph, x, lava_samples)
     print(f"\n{name}: {steps} steps, reference batch {batch}, Lava {lava_samples} samples")
+    print(f"Lava float, from runs of {max(1, lava_samples // 2)} and {lava_samples} samples: "
+          f"start-up {startup:.2f} s, then {per_step * 1e6:.0f} us per sample-step "
+          f"({per_step / op_count(graph) * 1e6:.1f} us per op-step)")
     print(f"{'backend':<48} {'us / sample-step':>16}")
     for label, sec in rows:
         print(f"{label:<48} {sec * 1e6:>16.3f}")

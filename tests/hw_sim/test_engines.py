@@ -202,13 +202,26 @@ def test_record_modes_and_compact_spikes(rng, monkeypatch):
         simulate(program, x, record="some")
 
 
-def test_engine_choice():
-    assert choose_engine("auto", "cpu", 10) == "numpy"
-    assert choose_engine("auto", "cpu", reference.TORCH_WORK) == "torch"
-    assert choose_engine("auto", "cuda", 10) == "torch"
-    assert choose_engine("numpy", "cpu", 10 ** 12) == "numpy"
+def test_engine_choice(rng):
+    """auto: torch where its kernels win and the run repays its import, numpy otherwise."""
+    dense = lower(recurrent_graph(rng)[0])
+    big_conv = lower(chain({"input": nir.Input(input_type=np.array([2, 34, 34])),
+                            "conv": nir.Conv2d(input_shape=None, weight=np.ones((8, 2, 3, 3)),
+                                               stride=1, padding=1, dilation=1, groups=1,
+                                               bias=np.zeros(8)),
+                            "output": nir.Output(output_type=None)}))
+    huge = reference.TORCH_WORK           # sample-steps: far past the threshold for any net
+    assert choose_engine("auto", dense, huge // 1000) == "numpy"      # dense float64
+    assert choose_engine("auto", dense, huge) == "torch"              # ... until very large
+    assert choose_engine("auto", dense, huge, "float32") == "torch"
+    assert choose_engine("auto", dense, 10, "float32") == "numpy"     # too small to repay
+    assert choose_engine("auto", dense, huge // 10, "float32") == "torch"
+    assert choose_engine("auto", big_conv, huge) == "torch"
+    assert choose_engine("auto", big_conv, 1) == "numpy"
+    assert choose_engine("auto", dense, 1, device="cuda") == "torch"
+    assert choose_engine("numpy", big_conv, huge) == "numpy"
     with pytest.raises(SpikedeployError, match="unknown engine"):
-        choose_engine("jax", "cpu", 1)
+        choose_engine("jax", dense, 1)
 
 
 def test_torch_tables_cover_the_numpy_tables():
@@ -236,7 +249,7 @@ def test_engine_choice_resolves_once_for_the_whole_batch():
     rng = np.random.default_rng(0)
     graph, _ = conv_graph(rng)
     program = lower(graph)
-    small = EngineChoice().resolved(program, 10, 2)
-    large = EngineChoice().resolved(program, 100, 10_000)
+    small = EngineChoice(dtype="float32").resolved(program, 10, 2)
+    large = EngineChoice(dtype="float32").resolved(program, 100, 100_000)
     assert small.engine == "numpy" and large.engine == "torch"
-    assert EngineChoice("numpy", "float32").resolved(program, 100, 10_000).engine == "numpy"
+    assert EngineChoice("numpy", "float32").resolved(program, 100, 100_000).engine == "numpy"

@@ -26,18 +26,22 @@ import numpy as np
 from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
-from ..ir.ops import InputOp, NeuronOp, OutputOp, Program, ReshapeOp
+from ..ir.ops import ConvOp, InputOp, NeuronOp, OutputOp, Program, ReshapeOp
 from ..ir.semantics import require_step_gains
 from ..progress import track
-from .reference_numpy import FIXED_RUNNERS, FLOAT_RUNNERS
-from .reference_shared import NumpyArrays
+from .reference_numpy import DENSE_MATRIX_LIMIT, FIXED_RUNNERS, FLOAT_RUNNERS
+from .reference_shared import NumpyArrays, is_depthwise
 from .result import SimResult, kept_ops
 
 RUNNERS = {"float": FLOAT_RUNNERS, "fixed": FIXED_RUNNERS}   # the numpy engine's (check reads)
 ENGINES = ("auto", "numpy", "torch")
 DTYPES = ("float64", "float32")
-CHUNK_ROWS = 256           # samples x steps a stateless op gets at once (small batches)
-TORCH_WORK = 2_000_000     # auto: torch above this many values x steps (its import costs ~1 s)
+CHUNK_ROWS = 128           # samples x steps a stateless op gets at once (small batches;
+                           # 128 was fastest for the digits MLP and CNN at batch 16)
+CHUNK_BYTES = 2 << 20      # ... and at most this much of its widest op's values (L2)
+TORCH_WORK = 50_000_000    # auto: values x steps from which torch's 2-4x faster kernels
+                           # (float32, large convolutions) repay its import (~1 s, ~240 MB)
+TORCH_WORK_DENSE = 1_000_000_000   # ... and its 15-30 % faster ones (float64, dense layers)
 RECORD_RAM = 1 << 30       # records above 1 GiB are kept in an unlinked temporary file
 
 
@@ -52,8 +56,8 @@ class EngineChoice:
     device: str = "cpu"
 
     def resolved(self, program: Program, steps: int, samples: int) -> "EngineChoice":
-        work = steps * samples * sum(op.size for op in program.ops.values())
-        return replace(self, engine=choose_engine(self.engine, self.device, work))
+        return replace(self, engine=choose_engine(self.engine, program, steps * samples,
+                                                  self.dtype, self.device))
 
     def describe(self) -> str:
         return f"{self.engine} ({self.device}, {self.dtype})"
@@ -79,14 +83,26 @@ def make_arrays(engine: str, dtype: str, device: str):
     return NumpyArrays(dtype)
 
 
-def choose_engine(engine: str, device: str, work: int) -> str:
-    """``auto``: torch on a GPU or for runs of at least :data:`TORCH_WORK` values x steps,
-    numpy for smaller ones (which finish before torch has imported)."""
+def choose_engine(engine: str, program: Program, sample_steps: int, dtype: str = "float64",
+                  device: str = "cpu") -> str:
+    """``auto``: torch on a GPU; on the CPU torch once the run is large enough to repay
+    torch's import: :data:`TORCH_WORK` values x steps where torch's kernels are 2-4x
+    faster (float32, convolutions too large for one dense matrix, which numpy runs as
+    im2col), :data:`TORCH_WORK_DENSE` elsewhere (dense layers and small maps in float64,
+    where numpy is as fast up to batch 256: benchmarks/bench_peers.py); numpy otherwise.
+    Decided from the program and run size alone, never from the process's state, so the
+    same command always picks the same engine."""
     if engine not in ENGINES:
         raise SpikedeployError(f"unknown engine {engine!r} ({'|'.join(ENGINES)})")
     if engine != "auto":
         return engine
-    return "torch" if device != "cpu" or work >= TORCH_WORK else "numpy"
+    if device != "cpu":
+        return "torch"
+    work = sample_steps * sum(op.size for op in program.ops.values())
+    torch_kernels = dtype != "float64" or any(
+        isinstance(op, ConvOp) and not is_depthwise(op) and op.size * op.in_size > DENSE_MATRIX_LIMIT
+        for op in program.ops.values())
+    return "torch" if work >= (TORCH_WORK if torch_kernels else TORCH_WORK_DENSE) else "numpy"
 
 
 def as_input_dict(program: Program, inputs) -> dict[str, np.ndarray]:
@@ -135,10 +151,14 @@ def record_array(shape, dtype, total_bytes: int) -> np.ndarray:
 
 
 def chunk_steps(program: Program, n: int, num_steps: int) -> int:
-    """Steps run per chunk: 1 with recurrent edges (each step needs the last one's outputs)."""
+    """Steps run per chunk: as many as keep a chunk within :data:`CHUNK_ROWS` rows and its
+    widest op's values within :data:`CHUNK_BYTES` (a chunk past the cache runs slower than
+    step by step); 1 with recurrent edges (each step needs the last one's outputs)."""
     if any(op.recurrent for op in program.ops.values()):
         return 1
-    return max(1, min(num_steps, CHUNK_ROWS // max(n, 1)))
+    widest = max(op.size for op in program.ops.values())
+    rows = min(CHUNK_ROWS, CHUNK_BYTES // (8 * max(widest, 1)))
+    return max(1, min(num_steps, rows // max(n, 1)))
 
 
 def simulate(program: Program, inputs, precision: str = "float",
@@ -169,8 +189,7 @@ def simulate(program: Program, inputs, precision: str = "float",
         if isinstance(op, NeuronOp):
             require_step_gains(op.params, num_steps, op.name)
     fixed = fxp.for_run(program, precision, fixed)
-    work = num_steps * n * sum(op.size for op in program.ops.values())
-    engine = choose_engine(engine, device, work)
+    engine = choose_engine(engine, program, num_steps * n, dtype, device)
     arrays = make_arrays(engine, dtype, device)
     table = engine_tables(engine)[precision]
     runners = {op.name: table.lookup(op)(op, n, fixed, arrays) for op in program.ops.values()}

@@ -339,6 +339,9 @@ class NeuronPlan:
     decay_u: bool          # du != 1 somewhere (u has memory)
     bias: bool             # b != 0 somewhere
     graded: bool           # spikes carry values other than 1
+    spiking: bool = True
+    multi: bool = False    # several spikes per step
+    reset: str = "zero"    # the reset applied in the spike's own step: zero|subtract|none
     keep_u: object = None
     keep_v: object = None
     v_th: object = None
@@ -362,6 +365,8 @@ def neuron_plan(p: NeuronParams) -> NeuronPlan:
         decay_u=not all_equal(p.du, 1),
         bias=any_nonzero(p.bias),
         graded=p.spiking and any_nonzero(p.spike_value - 1),
+        spiking=p.spiking, multi=p.multi_spike,
+        reset=p.reset_mode if p.reset_in_step else "none",
         keep_u=_one_value(1 - p.du), keep_v=_one_value(1 - p.dv),
         v_th=_one_value(p.v_th), v_reset=_one_value(p.v_reset))
 
@@ -376,8 +381,10 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | None = 
     numpy arrays or torch tensors (:mod:`.arrays`). ``plan``: :func:`neuron_plan` of
     ``p``, computed once by callers that step many times.
     """
-    plan = plan or neuron_plan(p)
-    r = v > plan.v_th if plan.pending else None      # from the voltage the last step left
+    if plan is None:
+        plan = neuron_plan(p)
+    v_th = plan.v_th
+    r = v > v_th if plan.pending else None      # from the voltage the last step left
     if plan.input_bias:
         a = a + p.input_bias
     if plan.gain:
@@ -391,31 +398,28 @@ def neuron_step(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | None = 
     v += u
     if plan.bias:
         v += p.bias
-    if not p.spiking:
+    if not plan.spiking:
         return u, v, clone(v)
     if plan.pending:  # snnTorch: mem - reset * threshold, or mem - reset * mem (= 0)
         if p.reset_mode == "subtract":
-            v -= cast(r, v) * plan.v_th
+            v -= cast(r, v) * v_th
         else:
             assign_where(v, r, plan.v_reset)
-    z = v >= plan.v_th if p.fire_at_threshold else v > plan.v_th
-    if p.multi_spike:            # sinabs' MultiSpike, Rockpool: floor(v / v_th) spikes
+    z = v >= v_th if p.fire_at_threshold else v > v_th
+    if plan.multi:               # sinabs' MultiSpike, Rockpool: floor(v / v_th) spikes
         xp = namespace(v)
-        n = xp.where(z, xp.floor(v / plan.v_th), 0.0)
+        n = xp.where(z, xp.floor(v / v_th), 0.0)
         if p.reset_mode == "subtract":
-            v -= n * plan.v_th
+            v -= n * v_th
         elif p.reset_mode == "zero":
             assign_where(v, z, plan.v_reset)
         return u, v, (n * p.spike_value if plan.graded else n)
     out = cast(z, v)
-    if p.reset_in_step and p.reset_mode != "none":
+    if plan.reset == "zero":
         if plan.pending:  # snnTorch's do_reset = spk - reset: no second reset of the same excess
-            if p.reset_mode == "subtract":
-                v -= (out - cast(r, v)) * plan.v_th
-            else:
-                assign_where(v, z & ~r, plan.v_reset)
-        elif p.reset_mode == "subtract":
-            v -= out * plan.v_th
+            assign_where(v, z & ~r, plan.v_reset)
         else:
             reset_where(v, z, out, plan.v_reset)
+    elif plan.reset == "subtract":
+        v -= (out - cast(r, v) if plan.pending else out) * v_th
     return u, v, (out * p.spike_value if plan.graded else out)
