@@ -61,10 +61,13 @@ test: setup $(STAMP)/crosscheck $(STAMP)/browser
 test-quick: setup $(STAMP)/crosscheck
 	$(PY) -m pytest -q -m "not lava and not slow"
 
-bench: setup
+bench: setup $(STAMP)/crosscheck     # Norse is one of the peers bench_peers.py times
+	$(PY) benchmarks/bench_peers.py
+	$(PY) benchmarks/bench_peers.py --memory --batches 1024
 	$(PY) benchmarks/bench_simulators.py
 	$(PY) benchmarks/bench_scale_out.py
 	$(PY) benchmarks/bench_lava_readback.py
+	$(PY) benchmarks/bench_demo.py
 
 clean:
 	rm -rf $(VENV) spikedeploy_out
