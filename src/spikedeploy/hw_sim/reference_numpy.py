@@ -109,9 +109,16 @@ class SynapseFixed:
         return np.asarray((self.op.matrix(self.weight) @ x.astype(np.int64).T).T, np.int64)
 
     def step(self, x):
-        if float(np.abs(x).max(initial=0)) * self.bound < EXACT_LIMIT:
-            a = np.rint(self.apply(x.astype(np.float64))).astype(np.int64)
+        largest = float(np.abs(x).max(initial=0)) * self.bound    # bounds every |W x|
+        if largest < EXACT_LIMIT:       # float64 sums of integers: exact, so no rounding
+            a = self.apply(x.astype(np.float64)).astype(np.int64)
         else:
             a = self.exact_product(x)
         a = a << self.exp if self.exp > 0 else a >> -self.exp
-        return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
+        return fxp.wrap_signed(a, self.wrap) if needs_wrap(largest, self.exp, self.wrap) else a
+
+
+def needs_wrap(largest: float, exp: int, bits: int | None) -> bool:
+    """False where the wrap to ``bits`` signed bits cannot change a value (every |W x| << exp
+    below 2**(bits-1)), which skips its modulo."""
+    return bits is not None and largest * 2.0 ** max(exp, 0) >= 2.0 ** (bits - 1)

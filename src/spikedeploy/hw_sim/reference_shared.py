@@ -163,7 +163,7 @@ class NeuronFixed:
     def __init__(self, op: NeuronOp, n, fixed: fxp.FixedProgram, arrays):
         p = fixed.params[op.name]
         self.p = params_as(p, arrays, arrays.int)
-        self.plan = neuron_plan(self.p)
+        self.plan = fxp.fixed_neuron_plan(self.p)
         self.u = arrays.zeros((n, op.size), arrays.int)
         self.v = arrays.array(np.broadcast_to(p.v_init, (n, op.size)), arrays.int)
         self.t = 0

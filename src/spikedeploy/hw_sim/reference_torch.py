@@ -19,7 +19,7 @@ from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
 from ..ir.ops import ConvOp, DenseOp, ScaleOp, SynapticOp
 from .reference_numpy import SynapseFixed as NumpySynapseFixed
-from .reference_numpy import row_bound
+from .reference_numpy import needs_wrap, row_bound
 from .reference_shared import EXACT_LIMIT, DepthwiseTaps, is_depthwise, register_shared
 
 FLOAT_RUNNERS: OpTable = OpTable("float reference runner (torch)", backend="reference-float")
@@ -158,10 +158,11 @@ class SynapseFixed:
         self.int64 = lambda: NumpySynapseFixed(op, n, fixed, None)   # built if ever needed
 
     def step(self, x):
-        if self.arrays.peak(x) * self.bound >= EXACT_LIMIT:
+        largest = self.arrays.peak(x) * self.bound     # bounds every |W x|
+        if largest >= EXACT_LIMIT:
             if callable(self.int64):
                 self.int64 = self.int64()
             return self.arrays.array(self.int64.step(self.arrays.numpy(x)), np.int64)
-        a = torch.round(self.apply(x.to(torch.float64))).to(torch.int64)
+        a = self.apply(x.to(torch.float64)).to(torch.int64)   # exact integer sums
         a = a << self.exp if self.exp > 0 else a >> -self.exp
-        return a if self.wrap is None else fxp.wrap_signed(a, self.wrap)
+        return fxp.wrap_signed(a, self.wrap) if needs_wrap(largest, self.exp, self.wrap) else a

@@ -41,7 +41,7 @@ from ..errors import UnsupportedError
 from .op_table import OpTable
 from .ops import (ConvOp, DelayOp, DenseOp, InputOp, NeuronOp, Op, OutputOp, Program, ReshapeOp,
                   ScaleOp, ThresholdOp)
-from .arrays import cast, namespace
+from .arrays import any_nonzero, cast, namespace
 from .semantics import NeuronParams, NeuronPlan, neuron_plan
 
 DECAY_BITS = 12
@@ -59,7 +59,12 @@ CONV_WRAP_BITS = 24              # Lava's fixed Conv wraps its output to 24 sign
 
 def decay(x, d):
     """sign(x) * ((|x| * (4096 - d)) >> 12) on int64 (numpy or torch, :mod:`.arrays`)."""
-    prod = x * (DECAY_UNITY - d)
+    return decay_by(x, DECAY_UNITY - d)
+
+
+def decay_by(x, keep):
+    """sign(x) * ((|x| * keep) >> 12): :func:`decay` with keep = 4096 - d computed once."""
+    prod = x * keep
     return namespace(prod).sign(prod) * (abs(prod) >> DECAY_BITS)
 
 
@@ -75,36 +80,59 @@ def wrap_signed(x: np.ndarray, bits: int) -> np.ndarray:
     return (x + base // 2) % base - base // 2
 
 
-def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | None = None):
+@dataclass(frozen=True)
+class FixedNeuronPlan:
+    """The integer update's per-population constants, computed once (as
+    :class:`~.semantics.NeuronPlan` is for the float update): the same values the update
+    would compute each step."""
+
+    plan: NeuronPlan         # which terms are exactly 0 (an input bias, a bias)
+    keep_u: object           # 4096 - (du + 1); all 0: u keeps nothing (dec(u) = 0)
+    keep_v: object           # 4096 - dv
+    vth: object              # v_th << 6 (None: non-spiking)
+    vth_div: object          # max(v_th << 6, 1): the divisor of several spikes per step
+    u_memory: bool = True    # some keep_u != 0
+
+
+def fixed_neuron_plan(p: NeuronParams) -> FixedNeuronPlan:
+    vth = None if p.v_th is None else p.v_th << STATE_SHIFT
+    keep_u = DECAY_UNITY - (p.du + 1)
+    return FixedNeuronPlan(neuron_plan(p), keep_u, DECAY_UNITY - p.dv, vth,
+                           None if vth is None else namespace(vth).clip(vth, 1, None),
+                           any_nonzero(keep_u))
+
+
+def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0,
+                      plan: FixedNeuronPlan | None = None):
     """One integer step (time step t of the sample); u, v, a int64 arrays (numpy or torch)
     batched on axis 0.
 
     ``p`` holds integer parameters (:func:`quantise`), of the arrays' kind. A TSM gain
     scales the aligned activation: ((a + c) << 6) * P[t] >> 12 (floor), which is the
-    identity for P[t] = 4096. ``plan``: :func:`~.semantics.neuron_plan` of ``p``.
+    identity for P[t] = 4096. ``plan``: :func:`fixed_neuron_plan` of ``p``.
     """
-    plan = plan or neuron_plan(p)
+    fixed = plan or fixed_neuron_plan(p)
     xp = namespace(v)
-    vth = None if p.v_th is None else p.v_th << STATE_SHIFT
-    pending = plan.pending
+    vth, pending, graded = fixed.vth, fixed.plan.pending, fixed.plan.graded
     r = v > vth if pending else None             # from the voltage the last step left
-    act = (a + p.input_bias) << STATE_SHIFT
+    act = ((a + p.input_bias) if fixed.plan.input_bias else a) << STATE_SHIFT
     if p.step_gain is not None:
         act = (act * int(p.step_gain[t])) >> TSM_BITS
-    u = wrap24(decay(u, p.du + 1) + act)
-    v = xp.clip(decay(v, p.dv) + u + p.bias, -UV_MAX + 1, UV_MAX - 1)
+    u = wrap24(decay_by(u, fixed.keep_u) + act if fixed.u_memory else act)   # dec(u, 4096) = 0
+    v = decay_by(v, fixed.keep_v) + u
+    v = xp.clip(v + p.bias if fixed.plan.bias else v, -UV_MAX + 1, UV_MAX - 1)
     if not p.spiking:
         return u, v, v
     if pending:
         v = xp.where(r, v - vth, v) if p.reset_mode == "subtract" else xp.where(r, p.v_reset, v)
     z = v >= vth if p.fire_at_threshold else v > vth
     if p.multi_spike:            # floor(v / v_th) spikes, an integer payload
-        n = xp.where(z, v // xp.clip(vth, 1, None), 0)
+        n = xp.where(z, v // fixed.vth_div, 0)
         if p.reset_mode == "subtract":
             v = v - n * vth
         elif p.reset_mode == "zero":
             v = xp.where(z, p.v_reset, v)
-        return u, v, (n * p.spike_value if plan.graded else n)
+        return u, v, (n * p.spike_value if graded else n)
     if p.reset_in_step and p.reset_mode != "none":
         fire = z & ~r if pending else z
         if p.reset_mode == "zero":
@@ -112,7 +140,7 @@ def neuron_step_fixed(u, v, a, p: NeuronParams, t: int = 0, plan: NeuronPlan | N
         else:            # subtract: the spike's own reset, less a pending one that did not fire
             v = xp.where(fire, v - vth, xp.where(~z & r, v + vth, v) if pending else v)
     out = cast(z, v)
-    return u, v, (out * p.spike_value if plan.graded else out)
+    return u, v, (out * p.spike_value if graded else out)
 
 
 def dense_fixed(weight: np.ndarray, weight_exp: int, x: np.ndarray) -> np.ndarray:
