@@ -1,7 +1,7 @@
 """The reference simulator's engines against the simulators a user could pick instead.
 
 Usage: python benchmarks/bench_peers.py [--steps 100] [--batches 1,16,256,1024] [--rounds 3]
-       [--nets mlp,cnn,nmnist] [--memory] [--device cuda]
+       [--nets mlp,cnn,nmnist] [--memory] [--device cuda]   (cuda: added where torch finds one)
 
 Per network and batch size, every method runs the same random spike input (30 % of
 inputs on) through the same weights, ``--rounds`` times in alternating order; the table
@@ -343,8 +343,11 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--memory", action="store_true", help="peak memory at the largest batch")
     p.add_argument("--device", default=None, help="also run our torch engine on this device "
-                   "(e.g. cuda)")
+                   "(default: cuda where torch finds one)")
     args = p.parse_args(argv)
+    if args.device is None:
+        import torch
+        args.device = "cuda" if torch.cuda.is_available() else None
     batches = [int(b) for b in args.batches.split(",")]
     nets = args.nets.split(",")
     if args.memory:
