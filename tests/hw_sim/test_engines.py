@@ -174,10 +174,35 @@ def test_verify_reports_float32_against_float64(trained, tmp_path):
     code = main(["verify", str(trained["nir"]), "--samples", "20", "--no-lava", "--dtype", "float32",
                  "--engine", "torch", "--json", str(out), "-q"])
     report = json.loads(out.read_text())
-    comparison = report["comparisons"]["reference vs reference float32"]
+    comparison = report["comparisons"]["reference vs reference float32 (spikes)"]
     assert code == 0 and report["passed"] and comparison["disagreement"] == 0.0
     assert report["engine"] == {"engine": "torch", "device": "cpu", "dtype": "float64"}
-    assert report["accuracy"] == {} or "reference float32" in report["accuracy"]
+
+
+def test_verify_float32_counts_spikes_not_voltages(rng, tmp_path):
+    """A voltage readout (LI) differs in float32 everywhere; only spikes are measured."""
+    import json
+
+    from spikedeploy.export import write_nir
+    graph = chain({"input": nir.Input(input_type=np.array([12])),
+                   "fc1": nir.Affine(weight=rng.normal(0, 1.0, (16, 12)), bias=np.zeros(16)),
+                   "lif": random_lif(rng, (16,), threshold=(0.4, 0.8)),
+                   "fc2": nir.Affine(weight=rng.normal(0, 1.0, (4, 16)), bias=np.zeros(4)),
+                   "li": nir.LI(tau=np.full(4, 5 * DT), r=np.ones(4), v_leak=np.zeros(4)),
+                   "output": nir.Output(output_type=np.array([4]))})
+    x = spikes(rng, (20, 8, 12))
+    write_nir(graph, tmp_path / "g.nir")
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "v.json"
+    code = main(["verify", str(tmp_path / "g.nir"), "--input", str(tmp_path / "x.npy"),
+                 "--no-lava", "--dtype", "float32", "--json", str(out), "-q"])
+    report = json.loads(out.read_text())
+    comparison = report["comparisons"]["reference vs reference float32 (spikes)"]
+    assert code == 0, report["failures"]
+    assert [layer["layer"] for layer in comparison["layers"]] == ["lif"]
+    program = lower(graph)
+    voltages = simulate(program, x, dtype="float32").records["li"]
+    assert not np.array_equal(voltages, simulate(program, x).records["li"])
 
 
 def test_record_modes_and_compact_spikes(rng, monkeypatch):
@@ -243,6 +268,16 @@ def test_devices_the_machine_lacks_are_one_line(trained, capsys):
     code = main(["verify", str(trained["nir"]), "--samples", "3", "--precision", "fixed",
                  "--dtype", "float32", "--no-lava", "-q"])
     assert code == 2 and "float precision" in capsys.readouterr().err
+    for device in ("gpu", "CUDA", "cuda:x", ""):
+        code = main(["simulate", str(trained["nir"]), "--samples", "3", "--device", device, "-q"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "unknown device" in err[0], (device, err)
+    code = main(["simulate", str(trained["nir"]), "--samples", "3", "--device", "cuda:7",
+                 "--engine", "torch", "-q"])
+    assert code == 2 and "CUDA device(s)" in capsys.readouterr().err
+    code = main(["simulate", str(trained["nir"]), "--samples", "3", "--backend", "lava",
+                 "--dtype", "float32", "-q"])       # refused before Lava starts
+    assert code == 2 and "--backend lava does not use it" in capsys.readouterr().err
 
 
 def test_engine_choice_resolves_once_for_the_whole_batch():

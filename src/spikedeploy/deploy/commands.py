@@ -11,12 +11,13 @@ from pathlib import Path
 from ..errors import SpikedeployError
 from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
-from ..hw_sim.reference import EngineChoice
+from ..hw_sim.reference import EngineChoice, check_device
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
 from ..ir.conventions import apply_convention, describe_convention, recorded_convention
 from ..ir.load import read_nir
 from ..ir.lowering import lower
+from ..ir.ops import NeuronOp
 from ..ir.passes import scale_thresholds
 from ..metadata import DEFAULT_DT, NUM_STEPS
 from ..readout import accuracy
@@ -135,10 +136,16 @@ def _sharded(command):
 
 
 def _engine(args, precision: str = "float") -> EngineChoice:
-    """The reference simulator's engine options (float32 is refused in fixed point, where
-    the arithmetic is integer)."""
+    """The reference simulator's engine options, checked: float32 is refused in fixed point
+    (integer arithmetic), and every option where the run is not the reference simulator's
+    (Lava, the Loihi 2 target), which would ignore it."""
     choice = EngineChoice(getattr(args, "engine", "auto"), getattr(args, "dtype", "float64"),
                           getattr(args, "device", "cpu"))
+    check_device(choice.device)
+    backend = getattr(args, "backend", "reference")
+    if backend != "reference" and choice != EngineChoice():
+        raise SpikedeployError(f"--engine, --device and --dtype choose how the reference "
+                               f"simulator runs; --backend {backend} does not use it")
     if choice.dtype != "float64" and precision == "fixed":
         raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
                                "integer arithmetic, exact either way)")
@@ -577,6 +584,10 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
         if name == "snntorch" and float_run is not None:
             title, comp = "float reference vs snntorch", compare_records(float_run, run, layers)
             exact_required = True
+        elif name.startswith("reference "):      # float32: where spikes happen, not values
+            events = spike_layers(program, layers)
+            title = f"reference vs {name} (spikes)"
+            comp = compare_records(spike_events(base, events), spike_events(run, events), events)
         else:
             title, comp = f"reference vs {name}", compare_records(base, run, layers)
             exact_required = name in ("lava",) + LOIHI2_BACKENDS or precision == "float"
@@ -612,6 +623,18 @@ def verify_runs(program, runs: dict, batch, precision: str, max_disagreement: fl
             "max_disagreement": max_disagreement, "accuracy": acc,
             "engine": _engine_info(base),
             "comparisons": {k: v.to_dict() for k, v in comparisons.items()}}
+
+
+def spike_layers(program, layers: list[str]) -> list[str]:
+    """The spiking populations among ``layers`` (voltages and currents have no spikes)."""
+    return [name for name in layers
+            if isinstance(program.ops[name], NeuronOp) and program.ops[name].params.spiking]
+
+
+def spike_events(run: SimResult, layers: list[str]) -> SimResult:
+    """Where ``run``'s layers spiked (a graded spike's value, rounded in float32, aside)."""
+    return SimResult(run.program, {name: run.records[name] != 0 for name in layers},
+                     backend=run.backend, precision=run.precision)
 
 
 def format_verify(report: dict) -> str:

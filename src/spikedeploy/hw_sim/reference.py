@@ -17,6 +17,7 @@ by step, which gives small batches large matrix products and the same results.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -66,6 +67,13 @@ class EngineChoice:
         return {"engine": self.engine, "dtype": self.dtype, "device": self.device}
 
 
+def check_device(device: str) -> None:
+    """cpu, cuda or cuda:N (one line otherwise; whether the device exists is torch's to say
+    when the torch engine starts)."""
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", device):
+        raise SpikedeployError(f"unknown device {device!r} (cpu, cuda or cuda:N)")
+
+
 def engine_tables(engine: str) -> dict[str, OpTable]:
     """The runner tables of an engine, by precision."""
     if engine == "torch":
@@ -94,6 +102,7 @@ def choose_engine(engine: str, program: Program, sample_steps: int, dtype: str =
     same command always picks the same engine."""
     if engine not in ENGINES:
         raise SpikedeployError(f"unknown engine {engine!r} ({'|'.join(ENGINES)})")
+    check_device(device)
     if engine != "auto":
         return engine
     if device != "cpu":
@@ -204,8 +213,9 @@ def simulate(program: Program, inputs, precision: str = "float",
     voltages = ({name: np.zeros((num_steps, n, program.ops[name].size), value) for name in neurons}
                 if record_voltages else {})
     k = chunk_steps(program, n, num_steps)
-    prev = {name: arrays.zeros((n, op.size), value) for name, op in program.ops.items()}
-    with _blas_threads(engine):
+    prev = {src: arrays.zeros((n, program.ops[src].size), value)     # what step 0 reads back
+            for op in program.ops.values() for src in op.recurrent}
+    with _blas_threads(engine), arrays.exact_float32():
         _run_chunks(program, data, runners, arrays, records, voltages, prev, k, precision)
     return SimResult(program, records, backend="reference", precision=precision, fixed=fixed,
                      voltages=voltages,

@@ -8,6 +8,8 @@ synapses, reshapes, inputs). The neuron updates themselves are the one definitio
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..ir import fixed_point as fxp
@@ -42,6 +44,9 @@ class NumpyArrays:
 
     def rint_int(self, x) -> np.ndarray:
         return np.rint(x).astype(np.int64)
+
+    def exact_float32(self):
+        return contextlib.nullcontext()
 
     def peak(self, x) -> float:
         return float(np.abs(x).max()) if x.size else 0.0

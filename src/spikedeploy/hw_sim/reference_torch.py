@@ -10,6 +10,8 @@ Imported only when a run asks for this engine.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,9 +41,12 @@ class TorchArrays:
     name = "torch"
 
     def __init__(self, float_dtype: str = "float64", device: str = "cpu"):
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise SpikedeployError(f"--device {device}: torch finds no CUDA device here "
-                                   f"(torch {torch.__version__})")
+        if device.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = int(device.split(":")[1]) if ":" in device else 0
+            if index >= count:
+                raise SpikedeployError(f"--device {device}: torch finds {count} CUDA device(s) "
+                                       f"here (torch {torch.__version__})")
         self.device = torch.device(device)
         self.float = np.dtype(float_dtype)
         self.int = np.dtype(np.int64)
@@ -65,6 +70,21 @@ class TorchArrays:
 
     def cat(self, parts):
         return torch.cat(parts)
+
+    @contextlib.contextmanager
+    def exact_float32(self):
+        """float32 products in float32 on CUDA: torch's default lets cuDNN convolutions
+        (and may let matmuls) round inputs to TF32's 10-bit mantissa, 1e-3 errors that
+        would flip far more spikes than float32's own rounding. Restored afterwards."""
+        if self.device.type != "cuda":
+            yield
+            return
+        saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
     def rint_int(self, x) -> torch.Tensor:
         return torch.round(x).to(torch.int64)     # half to even, as numpy's rint
