@@ -8,7 +8,7 @@ alignment both backends emit the same spikes (float) and the same integers
 
 Two engines run the same runners: numpy (:mod:`.reference_numpy`) and torch
 (:mod:`.reference_torch`, CPU threads or CUDA). Each op type has one runner per
-engine and precision, an entry of the OpTables of :data:`ENGINE_TABLES` (README:
+engine and precision, an entry of the OpTables :func:`engine_tables` returns (README:
 "Extending spikedeploy"); ``check`` reads the numpy tables, which cover the same op
 types as torch's (tested). Without recurrent edges a chunk of steps runs op by op:
 stateless ops (synapses, reshapes) once on the chunk's samples stacked, neurons step
@@ -60,12 +60,6 @@ class EngineChoice:
         return replace(self, engine=choose_engine(self.engine, program, steps * samples,
                                                   self.dtype, self.device))
 
-    def describe(self) -> str:
-        return f"{self.engine} ({self.device}, {self.dtype})"
-
-    def to_dict(self) -> dict:
-        return {"engine": self.engine, "dtype": self.dtype, "device": self.device}
-
 
 def check_device(device: str) -> None:
     """cpu, cuda or cuda:N (one line otherwise; whether the device exists is torch's to say
@@ -109,8 +103,8 @@ def choose_engine(engine: str, program: Program, sample_steps: int, dtype: str =
         return "torch"
     work = sample_steps * sum(op.size for op in program.ops.values())
     torch_kernels = dtype != "float64" or any(
-        isinstance(op, ConvOp) and not is_depthwise(op) and op.size * op.in_size > DENSE_MATRIX_LIMIT
-        for op in program.ops.values())
+        isinstance(op, ConvOp) and not is_depthwise(op)
+        and op.size * op.in_size > DENSE_MATRIX_LIMIT for op in program.ops.values())
     return "torch" if work >= (TORCH_WORK if torch_kernels else TORCH_WORK_DENSE) else "numpy"
 
 

@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 
 from ..ir import fixed_point as fxp
+from ..ir.arrays import clone
 from ..ir.ops import ConvOp, DelayOp, InputOp, NeuronOp, Op, OutputOp, ReshapeOp, ThresholdOp
 from ..ir.semantics import NeuronParams, neuron_plan, neuron_step
 
@@ -85,9 +86,10 @@ class DepthwiseTaps:
         (sh, sw), (dh, dw) = self.stride, self.dilation
         y = None
         for a, b, weight in self.taps:
-            part = x[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh, b * dw:b * dw + sw * (ow - 1) + 1:sw]
+            rows = slice(a * dh, a * dh + sh * (oh - 1) + 1, sh)
+            part = x[:, :, rows, b * dw:b * dw + sw * (ow - 1) + 1:sw]
             part = part if weight is None else part * weight
-            y = part + 0 if y is None else y.__iadd__(part)
+            y = clone(part) if y is None else y.__iadd__(part)
         return y.reshape(n, -1)
 
 

@@ -17,7 +17,8 @@ class SimResult:
     """Per-op outputs of one run over a batch, aligned to the input's steps.
 
     ``records[name]`` has shape (T, N, op.size): what op ``name`` emitted at
-    each input time step (spikes as 0/1, or a graded value) for each sample.
+    each input time step (spikes as 0/1 -- int8 from the reference simulator --, or a
+    graded value) for each sample.
     In fixed precision graded values are in the op's integer units, and
     ``fixed`` is the quantisation the run used (its scales convert them back;
     the energy report and the quantisation-error table read it from here).
