@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import SpikedeployError
 from ..fileio import require_folder, write_text
 from ..hw_sim.compare import compare_records
-from ..hw_sim.reference import EngineChoice, check_device
+from ..hw_sim.reference import EngineChoice, check_options
 from ..hw_sim.result import SimResult
 from ..ir import fixed_point as fxp
 from ..ir.conventions import apply_convention, describe_convention, recorded_convention
@@ -141,14 +141,11 @@ def _engine(args, precision: str = "float") -> EngineChoice:
     (Lava, the Loihi 2 target), which would ignore it."""
     choice = EngineChoice(getattr(args, "engine", "auto"), getattr(args, "dtype", "float64"),
                           getattr(args, "device", "cpu"))
-    check_device(choice.device)
+    check_options(precision, choice.dtype, choice.device)
     backend = getattr(args, "backend", "reference")
     if backend != "reference" and choice != EngineChoice():
         raise SpikedeployError(f"--engine, --device and --dtype choose how the reference "
                                f"simulator runs; --backend {backend} does not use it")
-    if choice.dtype != "float64" and precision == "fixed":
-        raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
-                               "integer arithmetic, exact either way)")
     return choice
 
 

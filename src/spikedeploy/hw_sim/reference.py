@@ -61,6 +61,19 @@ class EngineChoice:
                                                   self.dtype, self.device))
 
 
+def check_options(precision: str, dtype: str, device: str = "cpu") -> None:
+    """A run's precision, float dtype and device, each known and together meaningful (one
+    line otherwise; whether the device exists is torch's to say when its engine starts)."""
+    if precision not in ("float", "fixed"):
+        raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
+    if dtype not in DTYPES:
+        raise SpikedeployError(f"unknown dtype {dtype!r} ({'|'.join(DTYPES)})")
+    if dtype != "float64" and precision == "fixed":
+        raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
+                               "integer arithmetic, exact either way)")
+    check_device(device)
+
+
 def check_device(device: str) -> None:
     """cpu, cuda or cuda:N (one line otherwise; whether the device exists is torch's to say
     when the torch engine starts)."""
@@ -179,13 +192,7 @@ def simulate(program: Program, inputs, precision: str = "float",
     (torch); ``dtype``: float64 (exact against snnTorch float64), or float32 (faster;
     spikes may differ where a voltage lands within float32 rounding of its threshold).
     """
-    if precision not in ("float", "fixed"):
-        raise SpikedeployError(f"unknown precision {precision!r} (float|fixed)")
-    if dtype not in DTYPES:
-        raise SpikedeployError(f"unknown dtype {dtype!r} ({'|'.join(DTYPES)})")
-    if dtype != "float64" and precision == "fixed":
-        raise SpikedeployError("--dtype float32 applies to float precision (fixed point is "
-                               "integer arithmetic)")
+    check_options(precision, dtype, device)
     data = as_input_dict(program, inputs)
     num_steps, n = next(iter(data.values())).shape[:2]
     for op in program.ops.values():
@@ -213,8 +220,7 @@ def simulate(program: Program, inputs, precision: str = "float",
         _run_chunks(program, data, runners, arrays, records, voltages, prev, k, precision)
     return SimResult(program, records, backend="reference", precision=precision, fixed=fixed,
                      voltages=voltages,
-                     info={"engine": engine, "device": str(arrays.device), "dtype":
-                           str(value) if precision == "float" else "int64"})
+                     info={"engine": engine, "device": str(arrays.device), "dtype": str(value)})
 
 
 def _blas_threads(engine: str):
@@ -242,7 +248,7 @@ def _run_chunks(program, data, runners, arrays, records, voltages, prev, k, prec
         for name, op in program.ops.items():
             if isinstance(op, InputOp):
                 x = arrays.array(data[name][t0:t0 + steps].reshape(steps * n, op.size),
-                                 arrays.float if precision == "float" else np.float64)
+                                 arrays.float)      # float64 in fixed point (quantised next)
             else:
                 srcs = [prev[s] if s in op.recurrent else cur[s] for s in op.inputs]
                 x = srcs[0]
@@ -261,14 +267,9 @@ def _run_chunks(program, data, runners, arrays, records, voltages, prev, k, prec
 
 def _step_by_step(runner, x, steps: int, n: int, arrays, voltages, t0: int):
     """A stateful runner over a chunk's steps (rows step-major), its outputs stacked alike."""
-    if steps == 1:
-        out = runner.step(x)
-        if voltages is not None:
-            voltages[t0] = arrays.numpy(runner.v)
-        return out
     outs = []
     for i in range(steps):
         outs.append(runner.step(x[i * n:(i + 1) * n]))
         if voltages is not None:
             voltages[t0 + i] = arrays.numpy(runner.v)
-    return arrays.cat(outs)
+    return outs[0] if steps == 1 else arrays.cat(outs)

@@ -14,6 +14,7 @@ import numpy as np
 from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
 from ..ir.ops import ConvOp, DenseOp, ScaleOp, SynapticOp
+from . import reference_shared
 from .reference_shared import EXACT_LIMIT, DepthwiseTaps, NumpyArrays, is_depthwise, register_shared
 
 FLOAT_RUNNERS: OpTable = OpTable("float reference runner", backend="reference-float")
@@ -52,9 +53,9 @@ class _Im2col:
         return y.reshape(g, n, positions, -1).transpose(1, 0, 3, 2).reshape(n, -1)
 
 
-def product(op: SynapticOp, weight, dtype):
+def product(op: SynapticOp, weight, arrays, dtype):
     """``x -> W x`` for a chunk x of shape (rows, in_size); ``weight`` in the op's layout
-    (None: the op's float weights)."""
+    (None: the op's float weights); numpy arrays whatever ``arrays`` says."""
     if isinstance(op, ScaleOp):
         scale = np.asarray(op.scale if weight is None else weight, dtype)
         return lambda x: x * scale
@@ -69,18 +70,8 @@ def product(op: SynapticOp, weight, dtype):
 
 
 @FLOAT_RUNNERS.register(DenseOp, ScaleOp, ConvOp)
-class SynapseFloat:
-    """y = W x (+ a bias no neuron could carry)."""
-    stateless = True
-
-    def __init__(self, op: SynapticOp, n, fixed, arrays):
-        bias = op.full_bias()
-        self.bias = None if bias is None else bias.astype(arrays.float)
-        self.apply = product(op, None, arrays.float)
-
-    def step(self, x):
-        y = self.apply(x)
-        return y if self.bias is None else y + self.bias
+class SynapseFloat(reference_shared.SynapseFloat):
+    product = staticmethod(product)
 
 
 def row_bound(op: SynapticOp, weight: np.ndarray) -> float:
@@ -99,7 +90,7 @@ class SynapseFixed:
         p: fxp.FixedWeights = fixed.params[op.name]
         self.op, self.weight = op, p.weight.astype(np.int64)
         self.exp, self.wrap = p.weight_exp, p.wrap_bits
-        self.apply = product(op, self.weight.astype(np.float64), np.float64)
+        self.apply = product(op, self.weight.astype(np.float64), None, np.float64)
         self.bound = row_bound(op, self.weight)
 
     def exact_product(self, x):

@@ -49,9 +49,6 @@ class NumpyArrays:
     def exact_float32(self):
         return contextlib.nullcontext()
 
-    def peak(self, x) -> float:
-        return float(np.abs(x).max()) if x.size else 0.0
-
 
 def is_depthwise(op) -> bool:
     """A convolution with one kernel per channel (pooling, depthwise convs)."""
@@ -146,39 +143,51 @@ class Delay:
 
 
 class NeuronFloat:
-    """A population's float update (:func:`~spikedeploy.ir.semantics.neuron_step`)."""
+    """A population's float update (:func:`~spikedeploy.ir.semantics.neuron_step`): its
+    parameters and state as the engine's arrays, its plan made once."""
     stateless = False
+    update = staticmethod(neuron_step)
+    make_plan = staticmethod(neuron_plan)
 
     def __init__(self, op: NeuronOp, n, fixed, arrays):
-        dtype = arrays.float
-        self.p = params_as(op.params.flat(), arrays, dtype)
-        self.plan = neuron_plan(self.p)
-        self.u = arrays.zeros((n, op.size), dtype)
-        self.v = arrays.array(np.broadcast_to(op.params.flat().v_init, (n, op.size)), dtype)
+        self.start(op.params.flat(), (n, op.size), arrays, arrays.float)
+
+    def start(self, p: NeuronParams, shape: tuple, arrays, dtype) -> None:
+        self.p = params_as(p, arrays, dtype)
+        self.plan = self.make_plan(self.p)
+        self.u = arrays.zeros(shape, dtype)
+        self.v = arrays.array(np.broadcast_to(p.v_init, shape), dtype)
         self.t = 0   # time step within the sample (TSM gains are per step)
 
     def step(self, a):
-        self.u, self.v, out = neuron_step(self.u, self.v, a, self.p, self.t, self.plan)
+        self.u, self.v, out = self.update(self.u, self.v, a, self.p, self.t, self.plan)
         self.t += 1
         return out
 
 
-class NeuronFixed:
+class NeuronFixed(NeuronFloat):
     """A population's integer update (:func:`~spikedeploy.ir.fixed_point.neuron_step_fixed`)."""
-    stateless = False
+    update = staticmethod(fxp.neuron_step_fixed)
+    make_plan = staticmethod(fxp.fixed_neuron_plan)
 
     def __init__(self, op: NeuronOp, n, fixed: fxp.FixedProgram, arrays):
-        p = fixed.params[op.name]
-        self.p = params_as(p, arrays, arrays.int)
-        self.plan = fxp.fixed_neuron_plan(self.p)
-        self.u = arrays.zeros((n, op.size), arrays.int)
-        self.v = arrays.array(np.broadcast_to(p.v_init, (n, op.size)), arrays.int)
-        self.t = 0
+        self.start(fixed.params[op.name], (n, op.size), arrays, arrays.int)
 
-    def step(self, a):
-        self.u, self.v, out = fxp.neuron_step_fixed(self.u, self.v, a, self.p, self.t, self.plan)
-        self.t += 1
-        return out
+
+class SynapseFloat:
+    """y = W x (+ a bias no neuron could carry); ``product(op, weight, arrays, dtype)`` is the
+    engine's way to compute ``x -> W x`` (a subclass per engine sets it)."""
+    stateless = True
+    product = None
+
+    def __init__(self, op, n, fixed, arrays):
+        bias = op.full_bias()
+        self.bias = None if bias is None else arrays.array(bias, arrays.float)
+        self.apply = self.product(op, None, arrays, arrays.float)
+
+    def step(self, x):
+        y = self.apply(x)
+        return y if self.bias is None else y + self.bias
 
 
 def register_shared(float_table, fixed_table) -> None:

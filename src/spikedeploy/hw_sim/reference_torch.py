@@ -20,15 +20,16 @@ from ..errors import SpikedeployError
 from ..ir import fixed_point as fxp
 from ..ir.op_table import OpTable
 from ..ir.ops import ConvOp, DenseOp, ScaleOp, SynapticOp
+from . import reference_shared
+from .reference_numpy import DENSE_MATRIX_LIMIT, needs_wrap, row_bound
 from .reference_numpy import SynapseFixed as NumpySynapseFixed
-from .reference_numpy import needs_wrap, row_bound
 from .reference_shared import EXACT_LIMIT, DepthwiseTaps, is_depthwise, register_shared
 
 FLOAT_RUNNERS: OpTable = OpTable("float reference runner (torch)", backend="reference-float")
 FIXED_RUNNERS: OpTable = OpTable("fixed-point reference runner (torch)", backend="reference-fixed")
 register_shared(FLOAT_RUNNERS, FIXED_RUNNERS)
 
-DENSE_MATRIX_LIMIT = 1 << 20    # a conv's equivalent matrix up to 1M entries may run as a GEMM
+CONV_MATRIX_LIMIT = 1 << 20     # a conv's equivalent matrix up to 1M entries may run as a GEMM
 DENSE_WORK_RATIO = {np.dtype(np.float64): 8, np.dtype(np.float32): 1}   # measured, see README
 # torch's float64 convolution (im2col, no oneDNN) costs 4x more per sample at 256 samples
 # than at 4 to 16 (its column buffer leaves the cache): it gets them in slabs of 8
@@ -97,7 +98,7 @@ def _dense_is_faster(op: ConvOp, dtype) -> bool:
     """Whether one GEMM with the conv's equivalent matrix should beat the conv kernel."""
     entries = op.size * op.in_size
     taps = int(np.prod(op.weight.shape[1:]))
-    return entries <= DENSE_MATRIX_LIMIT and entries <= DENSE_WORK_RATIO[dtype] * op.size * taps
+    return entries <= CONV_MATRIX_LIMIT and entries <= DENSE_WORK_RATIO[dtype] * op.size * taps
 
 
 class _Conv2d:
@@ -125,7 +126,7 @@ class _Conv2d:
 
 
 def _matrix_product(matrix, arrays, dtype):
-    if hasattr(matrix, "toarray") and np.prod(matrix.shape) > (1 << 22):
+    if hasattr(matrix, "toarray") and np.prod(matrix.shape) > DENSE_MATRIX_LIMIT:
         csr = matrix.tocsr().astype(dtype)
         m = torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
                                     torch.from_numpy(csr.indices.astype(np.int64)),
@@ -150,18 +151,8 @@ def product(op: SynapticOp, weight, arrays, dtype):
 
 
 @FLOAT_RUNNERS.register(DenseOp, ScaleOp, ConvOp)
-class SynapseFloat:
-    """y = W x (+ a bias no neuron could carry)."""
-    stateless = True
-
-    def __init__(self, op: SynapticOp, n, fixed, arrays: TorchArrays):
-        bias = op.full_bias()
-        self.bias = None if bias is None else arrays.array(bias, arrays.float)
-        self.apply = product(op, None, arrays, arrays.float)
-
-    def step(self, x):
-        y = self.apply(x)
-        return y if self.bias is None else y + self.bias
+class SynapseFloat(reference_shared.SynapseFloat):
+    product = staticmethod(product)
 
 
 @FIXED_RUNNERS.register(DenseOp, ScaleOp, ConvOp)
@@ -175,13 +166,14 @@ class SynapseFixed:
         weight = p.weight.astype(np.int64)
         self.apply = product(op, weight.astype(np.float64), arrays, np.float64)
         self.bound = row_bound(op, weight)
-        self.int64 = lambda: NumpySynapseFixed(op, n, fixed, None)   # built if ever needed
+        self.op, self.n, self.fixed = op, n, fixed
+        self.int64 = None        # the numpy runner, built if a chunk ever leaves the exact range
 
     def step(self, x):
         largest = self.arrays.peak(x) * self.bound     # bounds every |W x|
         if largest >= EXACT_LIMIT:
-            if callable(self.int64):
-                self.int64 = self.int64()
+            if self.int64 is None:
+                self.int64 = NumpySynapseFixed(self.op, self.n, self.fixed, None)
             return self.arrays.array(self.int64.step(self.arrays.numpy(x)), np.int64)
         a = self.apply(x.to(torch.float64)).to(torch.int64)   # exact integer sums
         a = a << self.exp if self.exp > 0 else a >> -self.exp

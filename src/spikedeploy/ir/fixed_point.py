@@ -57,13 +57,9 @@ CONV_WRAP_BITS = 24              # Lava's fixed Conv wraps its output to 24 sign
 
 # --- integer arithmetic -------------------------------------------------------------
 
-def decay(x, d):
-    """sign(x) * ((|x| * (4096 - d)) >> 12) on int64 (numpy or torch, :mod:`.arrays`)."""
-    return decay_by(x, DECAY_UNITY - d)
-
-
 def decay_by(x, keep):
-    """sign(x) * ((|x| * keep) >> 12): :func:`decay` with keep = 4096 - d computed once."""
+    """Loihi's decay dec(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12) on int64 (numpy or
+    torch, :mod:`.arrays`), given keep = 4096 - d (computed once per population)."""
     prod = x * keep
     return namespace(prod).sign(prod) * (abs(prod) >> DECAY_BITS)
 
