@@ -34,11 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-import nir
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_simulators import DT, cnn, lif, mlp  # noqa: E402
+from bench_simulators import cnn, mlp  # noqa: E402
 
 from spikedeploy.hw_sim.reference import choose_engine, simulate  # noqa: E402
 from spikedeploy.ir import fixed_point as fxp  # noqa: E402
@@ -49,25 +48,8 @@ BETA = 0.9
 
 
 def nmnist_cnn(rng):
-    """2x34x34 -> Conv(2->8,3,p1) -> LIF -> SumPool(2) -> Conv(8->16,3,p1) -> LIF -> Affine -> LIF."""
-    def conv(cin, cout, hw):
-        return nir.Conv2d(input_shape=(hw, hw), weight=rng.normal(0, 2.0 / np.sqrt(9 * cin),
-                                                                    (cout, cin, 3, 3)),
-                          stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(cout))
-    nodes = {
-        "input": nir.Input(input_type=np.array([2, 34, 34])),
-        "conv1": conv(2, 8, 34), "lif1": lif((8, 34, 34)),
-        "pool1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
-                               padding=np.array([0, 0])),
-        "conv2": conv(8, 16, 17), "lif2": lif((16, 17, 17)),
-        "flat": nir.Flatten(input_type={"input": np.array([16, 17, 17])}, start_dim=0, end_dim=-1),
-        "fc": nir.Affine(weight=rng.normal(0, 4 / np.sqrt(16 * 289), (10, 16 * 289)),
-                         bias=np.zeros(10)),
-        "lif3": lif((10,)), "output": nir.Output(output_type=np.array([10])),
-    }
-    order = list(nodes)
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
-                        metadata={"spikedeploy.dt": DT})
+    """The digits CNN's layers on 2x34x34 inputs (N-MNIST's size)."""
+    return cnn(rng, channels=2, size=34, conv_gain=2.0, fc_gain=4.0)
 
 
 NETS = {"mlp": ("digits MLP 64-128-10", mlp), "cnn": ("digits CNN 1x8x8", cnn),
@@ -179,7 +161,8 @@ def run_norse(program, x, dtype_name="float32"):
     layers = torch_layers(program, dtype)
     dt = 1e-3
     p = LIFBoxParameters(tau_mem_inv=torch.tensor((1 - BETA) / dt, dtype=dtype),
-                         v_th=torch.tensor(1.0, dtype=dtype), v_reset=torch.tensor(0.0, dtype=dtype),
+                         v_th=torch.tensor(1.0, dtype=dtype),
+                         v_reset=torch.tensor(0.0, dtype=dtype),
                          v_leak=torch.tensor(0.0, dtype=dtype))
     gain = 1 / (1 - BETA)       # v + dt/tau (g a - v) = beta v + a
     states = [LIFBoxFeedForwardState(v=torch.zeros(x.shape[1], size, dtype=dtype))

@@ -50,19 +50,24 @@ def lif(shape, beta=0.9):
                    v_reset=np.zeros(shape))
 
 
-def cnn(rng):
-    """Digits CNN: Conv(1->8,3,p1) -> LIF -> SumPool(2) -> Conv(8->16,3,p1) -> LIF -> Flatten -> Affine -> LIF."""
+def cnn(rng, channels: int = 1, size: int = 8, conv_gain: float = 1.5, fc_gain: float = 2.0):
+    """Conv(channels->8,3,p1) -> LIF -> SumPool(2) -> Conv(8->16,3,p1) -> LIF -> Flatten ->
+    Affine -> LIF on channels x size x size inputs (default: the digits CNN, 1x8x8)."""
     conv = lambda cin, cout, hw: nir.Conv2d(
-        input_shape=(hw, hw), weight=rng.normal(0, 1.5 / np.sqrt(9 * cin), (cout, cin, 3, 3)),
+        input_shape=(hw, hw), weight=rng.normal(0, conv_gain / np.sqrt(9 * cin), (cout, cin, 3, 3)),
         stride=1, padding=1, dilation=1, groups=1, bias=np.zeros(cout))
+    half = size // 2
+    flat = 16 * half * half
     nodes = {
-        "input": nir.Input(input_type=np.array([1, 8, 8])),
-        "conv1": conv(1, 8, 8), "lif1": lif((8, 8, 8)),
+        "input": nir.Input(input_type=np.array([channels, size, size])),
+        "conv1": conv(channels, 8, size), "lif1": lif((8, size, size)),
         "pool1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                padding=np.array([0, 0])),
-        "conv2": conv(8, 16, 4), "lif2": lif((16, 4, 4)),
-        "flat": nir.Flatten(input_type={"input": np.array([16, 4, 4])}, start_dim=0, end_dim=-1),
-        "fc": nir.Affine(weight=rng.normal(0, 2 / np.sqrt(256), (10, 256)), bias=np.zeros(10)),
+        "conv2": conv(8, 16, half), "lif2": lif((16, half, half)),
+        "flat": nir.Flatten(input_type={"input": np.array([16, half, half])}, start_dim=0,
+                            end_dim=-1),
+        "fc": nir.Affine(weight=rng.normal(0, fc_gain / np.sqrt(flat), (10, flat)),
+                         bias=np.zeros(10)),
         "lif3": lif((10,)), "output": nir.Output(output_type=np.array([10])),
     }
     order = list(nodes)
